@@ -1,0 +1,1 @@
+"""mitmproxy addons; installed as authsome.addons. Each file also loads into `mitmdump -s`."""

@@ -1,0 +1,3 @@
+"""authsome: a local credential gateway for AI agents."""
+
+__version__ = "0.1.0"

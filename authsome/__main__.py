@@ -1,0 +1,3 @@
+from authsome.cli import entry
+
+entry()

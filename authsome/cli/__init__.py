@@ -1,0 +1,126 @@
+"""The command line: parse, dispatch, render. The only error boundary.
+
+`main(argv) -> int` never raises: library errors become one `error:` line,
+one `hint:` line and the exit code from `authsome.errors.ExitCode`; a
+traceback is printed only with --verbose. Each command group lives in its
+own module and registers its sub-parsers here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from authsome import __version__
+from authsome.errors import AuthsomeError, ExitCode
+
+DESCRIPTION = """\
+authsome keeps your API credentials in an encrypted local vault and hands
+agents placeholders instead of secrets. Log in once per provider; run the
+agent under `authsome run` and the real token is injected on the wire, only
+toward that provider's own API host.
+
+commands:
+  providers    list, inspect, register, remove
+  credentials  login, get, export, logout, revoke
+  agents       run, log
+  diagnostics  whoami, doctor
+"""
+
+EPILOG = """\
+examples:
+  authsome login x                        log in to X (opens the browser)
+  authsome get x --field status           connected | not_connected | expired | invalid
+  authsome run -- python my_agent.py      run an agent; it sees placeholders only
+  eval "$(authsome export x --format env)"  export real tokens into this shell
+
+exit codes:
+  0 ok   1 error   2 usage   3 provider   4 credential   5 vault
+  6 login   7 proxy   130 interrupted; `run` exits with the child's status
+
+data lives in $AUTHSOME_HOME (default ~/.authsome). `authsome COMMAND -h` for details.
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors through our error boundary."""
+
+    def error(self, message: str):  # type: ignore[override]
+        from authsome.errors import UsageError
+
+        raise UsageError(message[0].upper() + message[1:] + ".", f"run `{self.prog} --help`")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from authsome.cli import auth, creds, doctor, providers
+
+    parser = Parser(
+        prog="authsome",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"authsome {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for module in (providers, auth, creds, doctor):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in argv[:1] or "--verbose" in argv
+    try:
+        from authsome.cli import common
+
+        common.reset()
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return ExitCode.USAGE if argv else ExitCode.OK
+        result = args.func(args)
+        return int(result or 0)
+    except AuthsomeError as exc:
+        return _report(exc, verbose, as_json=_wants_json(argv))
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        return ExitCode.OK
+    except Exception as exc:  # the boundary: no traceback unless asked
+        if verbose:
+            raise
+        # Only the type: an unexpected message could carry a value we must not show.
+        print(f"error: internal error ({type(exc).__name__})", file=sys.stderr)
+        print("hint: run again with --verbose for the traceback", file=sys.stderr)
+        return ExitCode.ERROR
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    return "--json" in argv
+
+
+def _report(exc: AuthsomeError, verbose: bool, *, as_json: bool) -> int:
+    if verbose:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    if as_json:
+        import json
+
+        print(json.dumps(exc.to_dict()), file=sys.stderr)
+    else:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+    return int(exc.exit_code)
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    code = main()
+    sys.stdout.flush()
+    sys.exit(code)

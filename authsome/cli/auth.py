@@ -1,0 +1,179 @@
+"""`authsome login | logout | revoke | whoami`: connections and who holds them."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from authsome import render
+from authsome.cli.common import add_connection, add_json, registry, vault
+from authsome.errors import LoginError, NeedsInteraction, UsageError
+
+FLOWS = ("pkce", "device_code", "dcr_pkce", "api_key")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "login",
+        help="log in to a provider and store the credentials",
+        description="Log in to PROVIDER and store the credentials encrypted in the vault.\n"
+        "OAuth2 providers open the browser (or print the URL with --no-browser); API-key\n"
+        "providers ask for the key in the local form, a hidden prompt, standard input, or\n"
+        "the definition's environment variable (for CI). Secrets are never accepted as arguments.",
+        epilog="examples:\n  authsome login x\n  authsome login x --connection work --scopes tweet.read,users.read\n"
+        "  printf '%s' \"$KEY\" | authsome login openai      # key from stdin",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("provider", metavar="PROVIDER")
+    add_connection(p)
+    p.add_argument("--scopes", metavar="A,B", help="comma-separated scopes instead of the definition's defaults")
+    p.add_argument("--flow", choices=FLOWS, help="login flow (default: the definition's flow)")
+    p.add_argument("--force", action="store_true", help="replace an existing connection")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser; print the URL and accept a pasted redirect")
+    p.add_argument("--base-url", metavar="URL", help="base URL for templated (self-hosted) definitions")
+    add_json(p)
+    p.set_defaults(func=cmd_login)
+
+    p = sub.add_parser(
+        "logout",
+        help="remove one connection",
+        description="Revoke the connection's tokens at the provider where it supports revocation,\n"
+        "then delete the connection locally. A failed remote revocation is a warning.",
+    )
+    p.add_argument("provider", metavar="PROVIDER")
+    add_connection(p)
+    add_json(p)
+    p.set_defaults(func=cmd_logout)
+
+    p = sub.add_parser(
+        "revoke",
+        help="remove every connection and the stored client credentials of a provider",
+        description="Log out of every connection of PROVIDER and delete its stored client credentials\n"
+        "(the client_id/client_secret typed into the login form, or the registered client).",
+    )
+    p.add_argument("provider", metavar="PROVIDER")
+    add_json(p)
+    p.set_defaults(func=cmd_revoke)
+
+    p = sub.add_parser(
+        "whoami",
+        help="show the home, the key source and the connected accounts",
+        description="Show where authsome keeps its data, where the master key comes from, and every stored connection.",
+    )
+    add_json(p)
+    p.set_defaults(func=cmd_whoami)
+
+
+def cmd_login(args) -> int:
+    from authsome.vault import check_connection_name
+
+    provider = registry().get(args.provider)
+    check_connection_name(args.connection)
+    flow = args.flow or provider.flow
+    if (flow == "api_key") != (provider.auth_type == "api_key"):
+        raise UsageError(f"'{provider.name}' does not support the '{flow}' flow.", f"run `authsome inspect {provider.name}`")
+    existing = vault().get_connection(provider.name, args.connection)
+    if existing is not None and existing.status() == "connected" and not args.force:
+        raise UsageError(
+            f"'{provider.name}' already has a connected '{args.connection}' connection.",
+            "add --force to replace it, or --connection NAME for another account",
+        )
+    if flow == "api_key":
+        if args.scopes:
+            raise UsageError(f"'{provider.name}' uses an API key; --scopes does not apply.")
+        conn = _login_api_key(provider, args)
+    else:
+        from authsome.cli.oauth import login_oauth
+
+        conn = login_oauth(provider, flow, args)
+    stored = vault().put_connection(conn)
+    if args.json:
+        render.as_json({"provider": stored.provider, "connection": stored.name, "status": stored.status(),
+                        "scopes": list(stored.scopes), "expires_at": stored.expires_at})
+    else:
+        render.out(f"connected {provider.name} ({stored.name})")
+    return 0
+
+
+def _login_api_key(provider, args):
+    from authsome.flows import api_key
+
+    values = api_key.from_env(provider, os.environ)
+    if values is None and not sys.stdin.isatty():
+        # Piped: one value per line, in the order `authsome inspect` lists them.
+        values = {f.name: sys.stdin.readline().strip() for f in api_key.fields(provider)}
+        if not values.get("api_key"):
+            raise LoginError("No API key arrived on standard input.", f"pipe the key in: printf '%s' \"$KEY\" | authsome login {provider.name}")
+    if values is None:
+        if os.environ.get("CI", "").lower() == "true":
+            env = provider.api_key.env_var if provider.api_key else None
+            raise NeedsInteraction(
+                f"No API key for '{provider.name}' and nobody to ask (CI=true).",
+                f"set {env} or pipe the key on stdin" if env else "pipe the key on stdin",
+            )
+        values = {}
+        for f in api_key.fields(provider):
+            render.note(f"{f.label}" + (f" ({f.hint})" if f.hint else ""))
+            values[f.name] = render.hidden_prompt(f.label) if f.secret else input(f"{f.label}: ")
+    return api_key.build_connection(provider, values, args.connection)
+
+
+def cmd_logout(args) -> int:
+    from authsome.connections import logout
+
+    provider = registry().get(args.provider)
+    removed = logout(vault(), provider.name, args.connection)
+    if args.json:
+        render.as_json({"provider": provider.name, "connection": args.connection, "removed": removed})
+    elif removed:
+        render.out(f"logged out of {provider.name} ({args.connection})")
+    else:
+        render.out(f"{provider.name} has no connection '{args.connection}'; nothing to do")
+    return 0
+
+
+def cmd_revoke(args) -> int:
+    from authsome.connections import revoke_all
+    from authsome.vault import check_provider_name
+
+    name = check_provider_name(args.provider)
+    removed, client = revoke_all(vault(), name)
+    if args.json:
+        render.as_json({"provider": name, "connections_removed": removed, "client_removed": client})
+    else:
+        render.out(f"removed {len(removed)} connection(s) of {name}" + (" and its client credentials" if client else ""))
+    return 0
+
+
+def cmd_whoami(args) -> int:
+    from authsome import paths
+
+    v = vault()
+    entries = v.list_connections()
+    key = v.key if entries or (paths.home() / "master.key").exists() or os.environ.get("AUTHSOME_MASTER_KEY") else None
+    conns = [
+        {"provider": e.provider, "connection": e.name,
+         "status": e.connection.status() if e.connection else "error",
+         "account": e.connection.account if e.connection else None}
+        for e in entries
+    ]
+    data = {
+        "home": str(paths.home()),
+        "master_key": {"source": key.source, "location": key.location} if key else None,
+        "connections": conns,
+    }
+    if args.json:
+        render.as_json(data)
+        return 0
+    render.key_values([
+        ("home", data["home"]),
+        ("master key", f"{key.source} ({key.location})" if key else "not created yet"),
+    ])
+    if conns:
+        render.out("")
+        render.table(["PROVIDER", "CONNECTION", "STATUS", "ACCOUNT"],
+                     [(c["provider"], c["connection"], c["status"], c["account"] or "-") for c in conns])
+    else:
+        render.out("no connections yet; run `authsome login PROVIDER`")
+    return 0

@@ -1,0 +1,40 @@
+"""Helpers shared by the command modules: the registry, the vault, common flags."""
+
+from __future__ import annotations
+
+import functools
+
+from authsome import paths
+from authsome.providers import Registry
+from authsome.vault import Vault
+
+
+@functools.cache
+def registry() -> Registry:
+    paths.ensure_home()
+    return Registry()
+
+
+@functools.cache
+def vault() -> Vault:
+    return Vault.open()
+
+
+def reset() -> None:
+    """Forget cached handles (tests change AUTHSOME_HOME between in-process runs)."""
+    registry.cache_clear()
+    vault.cache_clear()
+
+
+def add_json(parser, help: str = "print machine-readable JSON") -> None:
+    parser.add_argument("--json", action="store_true", help=help)
+
+
+def add_connection(parser) -> None:
+    parser.add_argument(
+        "--connection",
+        "-c",
+        metavar="NAME",
+        default="default",
+        help="which account of the provider (default: %(default)s)",
+    )

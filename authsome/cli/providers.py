@@ -1,0 +1,143 @@
+"""`authsome list | inspect | register | remove`: the provider catalog."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+
+from authsome import render
+from authsome.cli.common import add_json, registry, vault
+from authsome.errors import UsageError
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "list",
+        help="list providers and their connections",
+        description="List every provider (bundled and custom) with its connections, status and token expiry.\n"
+        "Definition files that fail validation are reported with file, field and reason.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_json(p)
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser(
+        "inspect",
+        help="print a provider's effective definition as JSON",
+        description="Print the effective definition (a custom file wins over the bundled one) as JSON.\n"
+        "The output is a valid custom definition, so it can be edited and registered:",
+        epilog="example:\n  authsome inspect x > ~/.authsome/providers/x.json   # then edit; `authsome list` shows custom",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("provider", metavar="PROVIDER")
+    add_json(p, help="accepted for symmetry; the output is always JSON")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser(
+        "register",
+        help="validate and install a custom provider definition",
+        description="Validate FILE against the provider schema and install it into $AUTHSOME_HOME/providers/.\n"
+        "A custom definition with the name of a bundled provider overrides it.",
+        epilog="example:\n  authsome register ./acme.json\n  authsome inspect x | jq '.oauth.scopes=[\"tweet.read\"]' | authsome register - --force",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", metavar="FILE", help="path to a JSON definition, or - for standard input")
+    p.add_argument("--force", action="store_true", help="replace an existing custom definition")
+    add_json(p)
+    p.set_defaults(func=cmd_register)
+
+    p = sub.add_parser(
+        "remove",
+        help="delete a custom provider definition",
+        description="Delete the custom definition of PROVIDER. A bundled provider of the same name shows again.\n"
+        "Stored connections are kept; use `authsome revoke PROVIDER` to delete them.",
+    )
+    p.add_argument("provider", metavar="PROVIDER")
+    add_json(p)
+    p.set_defaults(func=cmd_remove)
+
+
+def _expiry(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def cmd_list(args) -> int:
+    from authsome.connections import summaries
+
+    items, problems = summaries(registry(), vault())
+    if args.json:
+        render.as_json({
+            "providers": [s.to_dict() for s in items],
+            "problems": [p.to_dict() for p in problems],
+        })
+        return 0
+    rows = []
+    for s in items:
+        conns = ", ".join(
+            f"{e.name} ({e.connection.status() if e.connection else 'error'})" for e in s.connections
+        )
+        expiry = min((e.connection.expires_at for e in s.connections if e.connection and e.connection.expires_at), default=None)
+        source = "custom (invalid)" if s.problem else s.provider.source
+        rows.append((s.provider.name, source, s.provider.auth_type, conns or "-", s.status, _expiry(expiry)))
+    render.table(["NAME", "SOURCE", "AUTH", "CONNECTIONS", "STATUS", "EXPIRES"], rows)
+    for p in problems:
+        render.err(f"warning: {p.message}")
+    return 0
+
+
+def _stdout_is(path: Path) -> bool:
+    try:
+        out, target = os.fstat(sys.stdout.fileno()), path.stat()
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (out.st_dev, out.st_ino) == (target.st_dev, target.st_ino)
+
+
+def cmd_inspect(args) -> int:
+    reg = registry()
+    # `authsome inspect x > ~/.authsome/providers/x.json`: the shell has already
+    # truncated the user file we would read, so show the definition beneath it.
+    if _stdout_is(reg.user_file(args.provider)):
+        provider = reg.get_bundled(args.provider)
+    else:
+        provider = reg.get(args.provider)
+    print(json.dumps(provider.raw, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_register(args) -> int:
+    if args.file == "-":
+        data, origin = sys.stdin.buffer.read(), "<stdin>"
+    else:
+        path = Path(args.file)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"Cannot read {path}: {exc.strerror}.", "give the path of a JSON definition, or - for stdin") from None
+        origin = str(path)
+    provider, overrides = registry().register(data, origin, force=args.force)
+    if args.json:
+        render.as_json({"name": provider.name, "path": provider.path, "overrides_bundled": overrides})
+    else:
+        render.out(f"registered {provider.name} -> {provider.path}")
+        if overrides:
+            render.note(f"note: this custom definition overrides the bundled '{provider.name}'")
+    return 0
+
+
+def cmd_remove(args) -> int:
+    path = registry().remove(args.provider)
+    bundled = registry().is_bundled(args.provider)
+    if args.json:
+        render.as_json({"name": args.provider, "removed": str(path), "bundled_visible": bundled})
+    else:
+        render.out(f"removed {path}")
+        if bundled:
+            render.note(f"note: the bundled definition of '{args.provider}' is in effect again")
+    return 0

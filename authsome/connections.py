@@ -1,0 +1,147 @@
+"""Operations on stored connections: look up, summarise, export, remove.
+
+The service layer between the CLI and the core: it knows providers and the
+vault, never the terminal. Functions take the registry and the vault so tests
+can hand in their own.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from authsome import exports
+from authsome.errors import ConnectionInvalid, NotConnected, ProviderInvalid, TokenExpired
+from authsome.models import Connection, Provider
+from authsome.providers import Registry
+from authsome.vault import ConnectionEntry, Vault, check_connection_name
+
+DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class ProviderSummary:
+    provider: Provider
+    connections: list[ConnectionEntry]
+    problem: ProviderInvalid | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        p = self.provider
+        return {
+            "name": p.name,
+            "display_name": p.display_name,
+            "source": "custom (invalid)" if self.problem else p.source,
+            "auth_type": p.auth_type,
+            "flow": p.flow,
+            "hosts": list(p.api_url),
+            "status": self.status,
+            "connections": [_entry_dict(e, p) for e in self.connections],
+            **({"problem": self.problem.to_dict()} if self.problem else {}),
+        }
+
+    @property
+    def status(self) -> str:
+        states = [e.connection.status() if e.connection else "error" for e in self.connections]
+        for s in ("connected", "expired", "invalid", "error"):
+            if s in states:
+                return s
+        return "not_connected"
+
+
+def _entry_dict(entry: ConnectionEntry, provider: Provider) -> dict[str, Any]:
+    if entry.connection is None:
+        assert entry.error is not None
+        return {"name": entry.name, "status": "error", "error": entry.error.to_dict()}
+    c = entry.connection
+    return {
+        "name": c.name,
+        "status": c.status(),
+        "expires_at": c.expires_at,
+        "scopes": list(c.scopes),
+        "account": c.account,
+    }
+
+
+def summaries(registry: Registry, vault: Vault) -> tuple[list[ProviderSummary], list[ProviderInvalid]]:
+    """One summary per known provider, plus the definition files that failed."""
+    catalog = registry.catalog()
+    by_provider: dict[str, list[ConnectionEntry]] = {}
+    for entry in vault.list_connections():
+        by_provider.setdefault(entry.provider, []).append(entry)
+    problems_by_name = {
+        p.path.rsplit("/", 1)[-1][:-5]: p for p in catalog.problems if p.path.endswith(".json")
+    }
+    out = []
+    for name, provider in sorted(catalog.providers.items()):
+        problem = problems_by_name.get(name) if name in catalog.broken else None
+        out.append(ProviderSummary(provider, by_provider.get(name, []), problem))
+    return out, catalog.problems
+
+
+def find(vault: Vault, provider: str, connection: str = DEFAULT) -> Connection | None:
+    check_connection_name(connection)
+    return vault.get_connection(provider, connection)
+
+
+def require(vault: Vault, provider: Provider, connection: str = DEFAULT, *, usable: bool = True) -> Connection:
+    """The connection, or the error that says how to get one.
+
+    With `usable`, an invalid connection or an expired token that cannot be
+    refreshed is an error too.
+    """
+    conn = find(vault, provider.name, connection)
+    if conn is None:
+        raise NotConnected(provider.name, connection)
+    if usable:
+        login = f"authsome login {provider.name}" + ("" if connection == DEFAULT else f" --connection {connection}")
+        status = conn.status()
+        if status == "invalid":
+            raise ConnectionInvalid(
+                f"Connection '{connection}' of '{provider.name}' is invalid: {conn.state_reason or 'the provider rejected it'}.",
+                f"run `{login} --force`",
+            )
+        if status == "expired":
+            raise TokenExpired(
+                f"The access token of '{provider.name}' ({connection}) expired and there is no refresh token.",
+                f"run `{login} --force`",
+            )
+    return conn
+
+
+def export_values(registry: Registry, vault: Vault, provider: str | None, connection: str | None) -> dict[str, str]:
+    """Real values to export: one provider, or the default connection of every provider."""
+    if provider:
+        prov = registry.get(provider)
+        conn = require(vault, prov, connection or DEFAULT)
+        return exports.real_values(prov, _fresh(conn, prov))
+    values: dict[str, str] = {}
+    for entry in vault.list_connections():
+        if entry.name != (connection or DEFAULT) or entry.connection is None:
+            continue
+        prov = registry.get(entry.provider)
+        if entry.connection.status() == "connected":
+            values.update(exports.real_values(prov, _fresh(entry.connection, prov)))
+    return values
+
+
+def _fresh(conn: Connection, provider: Provider) -> Connection:
+    """Refuse to hand out an access token that is already dead."""
+    if conn.is_expired(time.time()) and conn.refresh_token:
+        raise TokenExpired(
+            f"The access token of '{provider.name}' ({conn.name}) expired; export does not refresh it.",
+            f"use `authsome run -- CMD`, which refreshes automatically, or `authsome login {provider.name} --force`",
+        )
+    return conn
+
+
+def logout(vault: Vault, provider: str, connection: str = DEFAULT) -> bool:
+    check_connection_name(connection)
+    return vault.delete_connection(provider, connection)
+
+
+def revoke_all(vault: Vault, provider: str) -> tuple[list[str], bool]:
+    """Delete every connection and the stored client credentials of a provider."""
+    removed = [n for n in vault.connection_names(provider) if vault.delete_connection(provider, n)]
+    client_removed = vault.delete_client(provider)
+    return removed, client_removed

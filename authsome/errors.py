@@ -1,0 +1,152 @@
+"""The exception tree and the exit-code table.
+
+Services raise these and never print. `authsome.cli.main` is the only place
+that turns them into `error: ...` / `hint: ...` lines and an exit status.
+Messages are built from names (provider, connection, path, field), never
+from secret values.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    PROVIDER = 3
+    CREDENTIAL = 4
+    VAULT = 5
+    LOGIN = 6
+    PROXY = 7
+    INTERRUPTED = 130
+
+
+class AuthsomeError(Exception):
+    """Base class: a one-sentence message, an optional hint, a short code."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+    code: str = "error"
+
+    def __init__(self, message: str, hint: str | None = None, *, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if code is not None:
+            self.code = code
+
+    def to_dict(self) -> dict:
+        out = {"error": self.code, "message": self.message}
+        if self.hint:
+            out["hint"] = self.hint
+        return out
+
+
+class UsageError(AuthsomeError):
+    exit_code = ExitCode.USAGE
+    code = "usage"
+
+
+class ProviderError(AuthsomeError):
+    exit_code = ExitCode.PROVIDER
+    code = "provider_error"
+
+
+class ProviderNotFound(ProviderError):
+    code = "provider_not_found"
+
+    def __init__(self, name: str):
+        super().__init__(f"No provider named '{name}'.", "run `authsome list` to see the providers")
+        self.name = name
+
+
+class ProviderInvalid(ProviderError):
+    """A definition file that does not validate: which file, which field, why."""
+
+    code = "provider_invalid"
+
+    def __init__(self, path: str, field: str, reason: str):
+        super().__init__(
+            f"Provider file {path} is invalid at '{field}': {reason}",
+            "fix the file or remove it with `authsome remove NAME`",
+        )
+        self.path = path
+        self.field = field
+        self.reason = reason
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "path": self.path, "field": self.field, "reason": self.reason}
+
+
+class CredentialError(AuthsomeError):
+    exit_code = ExitCode.CREDENTIAL
+    code = "credential_error"
+
+
+class NotConnected(CredentialError):
+    code = "not_connected"
+
+    def __init__(self, provider: str, connection: str = "default"):
+        suffix = "" if connection == "default" else f" --connection {connection}"
+        super().__init__(
+            f"Provider '{provider}' has no connection '{connection}'.",
+            f"run `authsome login {provider}{suffix}`",
+        )
+
+
+class TokenExpired(CredentialError):
+    code = "expired"
+
+
+class ConnectionInvalid(CredentialError):
+    code = "invalid"
+
+
+class VaultError(AuthsomeError):
+    exit_code = ExitCode.VAULT
+    code = "vault_error"
+
+
+class WrongKey(VaultError):
+    code = "wrong_key"
+
+
+class VaultCorrupt(VaultError):
+    code = "vault_corrupt"
+
+
+class VaultLocked(VaultError):
+    code = "vault_locked"
+
+
+class LoginError(AuthsomeError):
+    exit_code = ExitCode.LOGIN
+    code = "login_error"
+
+
+class StateMismatch(LoginError):
+    code = "state_mismatch"
+
+
+class AuthServerError(LoginError):
+    """The authorization server answered with an OAuth error."""
+
+    code = "auth_server_error"
+
+    def __init__(self, error: str, description: str | None = None, hint: str | None = None):
+        text = f"The authorization server refused: {error}"
+        if description:
+            text += f" ({description})"
+        super().__init__(text + ".", hint)
+        self.error = error
+        self.description = description
+
+
+class NeedsInteraction(LoginError):
+    code = "needs_interaction"
+
+
+class ProxyError(AuthsomeError):
+    exit_code = ExitCode.PROXY
+    code = "proxy_error"

@@ -1,0 +1,1 @@
+"""Login flows and token refresh (the only users of authlib)."""

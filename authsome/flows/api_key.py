@@ -1,0 +1,71 @@
+"""The API-key "flow": collect a key (and any extra fields), check, build the connection.
+
+Where the values come from is the caller's choice (the local form, a hidden
+prompt, stdin, or the environment in CI); this module only says what must
+be collected, checks each value against the definition's pattern, and builds
+the record. Values are never echoed back in errors.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from authsome.errors import LoginError
+from authsome.models import Connection, Provider
+
+
+@dataclass(frozen=True)
+class KeyField:
+    name: str
+    label: str
+    secret: bool
+    pattern: str | None
+    hint: str | None
+    env_var: str | None
+
+
+def fields(provider: Provider) -> list[KeyField]:
+    """What `authsome login` must collect for an API-key provider, key first."""
+    cfg = provider.api_key
+    assert cfg is not None, "an api_key provider has an api_key section"
+    out = [KeyField("api_key", f"{provider.display_name} API key", True, cfg.key_pattern, cfg.key_pattern_hint, cfg.env_var)]
+    out += [KeyField(f.name, f.label, f.secret, f.pattern, f.pattern_hint, f.env_var) for f in cfg.extra_fields]
+    return out
+
+
+def check(provider: Provider, field: KeyField, value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise LoginError(f"The {field.label} is empty.", "paste the value again")
+    if any(c.isspace() for c in value):
+        raise LoginError(f"The {field.label} contains whitespace.", "copy the value without spaces or line breaks")
+    if field.pattern and not re.fullmatch(field.pattern, value):
+        raise LoginError(
+            f"The {field.label} does not look like a {provider.display_name} value.",
+            field.hint or f"check the value in the {provider.display_name} dashboard",
+        )
+    return value
+
+
+def from_env(provider: Provider, env: Mapping[str, str]) -> dict[str, str] | None:
+    """All values from their env_var names, or None when any is missing (CI use)."""
+    found = {}
+    for f in fields(provider):
+        if not f.env_var or not env.get(f.env_var):
+            return None
+        found[f.name] = env[f.env_var]
+    return found
+
+
+def build_connection(provider: Provider, values: Mapping[str, str], connection: str) -> Connection:
+    checked = {f.name: check(provider, f, values.get(f.name, "")) for f in fields(provider)}
+    return Connection(
+        provider=provider.name,
+        name=connection,
+        auth_type="api_key",
+        api_key=checked.pop("api_key"),
+        extra=checked,
+        flow="api_key",
+    )

@@ -1,0 +1,176 @@
+"""Validate a provider definition and turn it into a `Provider`.
+
+Two passes: the JSON Schema (`providers/schema.json`, shipped as
+`authsome.catalog`) checks shape and types; `semantic_problems` checks what a
+schema cannot say (regexes compile, the flow is supported, URLs are https,
+export names refer to real credential fields). Problems come back as
+(field, reason) pairs so callers can name the file, the field and the reason.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+from authsome.models import OAUTH_FIELDS, ApiKeyConfig, ExtraField, OAuthConfig, Provider
+from authsome.providers.routes import RouteError, parse_route
+
+Problem = tuple[str, str]
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@functools.cache
+def schema_bytes() -> bytes:
+    return resources.files("authsome.catalog").joinpath("schema.json").read_bytes()
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    return json.loads(schema_bytes())
+
+
+@functools.cache
+def _validator():
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(schema())
+
+
+def _pointer(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def schema_problems(raw: Any) -> list[Problem]:
+    errors = sorted(_validator().iter_errors(raw), key=lambda e: list(map(str, e.absolute_path)))
+    problems = []
+    for err in errors:
+        # A failed if/then or oneOf reports on its parent; its deepest cause names the field.
+        leaf = min(err.context or [err], key=lambda e: -len(e.absolute_path))
+        problems.append((_pointer(leaf.absolute_path), leaf.message))
+    return problems
+
+
+def _check_url(value: str | None, field: str) -> list[Problem]:
+    if not value:
+        return []
+    parts = urlsplit(value.replace("{base_url}", "https://base.invalid"))
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK:
+        return [(field, "must use https:// (plain http is allowed only for loopback test servers)")]
+    return []
+
+
+def semantic_problems(raw: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    routes = raw["api_url"] if isinstance(raw["api_url"], list) else [raw["api_url"]]
+    for i, entry in enumerate(routes):
+        field = f"api_url[{i}]" if isinstance(raw["api_url"], list) else "api_url"
+        try:
+            parse_route(entry)
+        except RouteError as exc:
+            problems.append((field, str(exc)))
+
+    known_fields: set[str]
+    oauth = raw.get("oauth")
+    if raw["auth_type"] == "oauth2":
+        known_fields = set(OAUTH_FIELDS)
+        flow = raw["flow"]
+        for name in ("authorization_url", "token_url", "revocation_url", "device_authorization_url",
+                     "registration_endpoint", "issuer", "base_url"):
+            problems += _check_url(oauth.get(name), f"oauth.{name}")
+        if flow in ("pkce", "dcr_pkce") and not oauth.get("authorization_url"):
+            problems.append(("oauth.authorization_url", f"required for the '{flow}' flow"))
+        if flow == "device_code" and not oauth.get("supports_device_code"):
+            problems.append(("flow", "'device_code' needs oauth.supports_device_code: true"))
+        if oauth.get("supports_device_code") and not oauth.get("device_authorization_url"):
+            problems.append(("oauth.device_authorization_url", "required when supports_device_code is true"))
+        if flow == "dcr_pkce" and not oauth.get("supports_dcr"):
+            problems.append(("flow", "'dcr_pkce' needs oauth.supports_dcr: true"))
+        if oauth.get("supports_dcr") and not (oauth.get("registration_endpoint") or oauth.get("issuer")):
+            problems.append(("oauth.registration_endpoint", "DCR needs registration_endpoint or issuer (for discovery)"))
+    else:
+        api_key = raw.get("api_key", {})
+        extra = [f["name"] for f in api_key.get("extra_fields", [])]
+        known_fields = {"api_key", *extra}
+        if len(set(extra)) != len(extra):
+            problems.append(("api_key.extra_fields", "field names must be unique"))
+        for field, pattern in [("api_key.key_pattern", api_key.get("key_pattern"))] + [
+            (f"api_key.extra_fields[{i}].pattern", f.get("pattern"))
+            for i, f in enumerate(api_key.get("extra_fields", []))
+        ]:
+            if pattern:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    problems.append((field, f"invalid regular expression: {exc}"))
+        user_field = api_key.get("basic_username_field")
+        if user_field and user_field not in extra:
+            problems.append(("api_key.basic_username_field", f"'{user_field}' is not one of api_key.extra_fields"))
+
+    seen_env: dict[str, str] = {}
+    for cred_field, names in raw["export"].items():
+        if cred_field not in known_fields:
+            problems.append((f"export.{cred_field}", f"'{cred_field}' is not a credential field of this provider"))
+        for env in [names] if isinstance(names, str) else names:
+            if env in seen_env:
+                problems.append((f"export.{cred_field}", f"{env} is already used by export.{seen_env[env]}"))
+            seen_env[env] = cred_field
+    return problems
+
+
+def build_provider(raw: dict[str, Any], *, source: str, path: str | None) -> Provider:
+    """Turn a validated definition into the typed model."""
+    oauth = api_key = None
+    if "oauth" in raw:
+        o = raw["oauth"]
+        oauth = OAuthConfig(
+            token_url=o["token_url"],
+            scopes=tuple(o.get("scopes", ())),
+            authorization_url=o.get("authorization_url"),
+            revocation_url=o.get("revocation_url"),
+            device_authorization_url=o.get("device_authorization_url"),
+            registration_endpoint=o.get("registration_endpoint"),
+            issuer=o.get("issuer"),
+            scope_separator=o.get("scope_separator", " "),
+            pkce=o.get("pkce", True),
+            supports_device_code=o.get("supports_device_code", False),
+            supports_dcr=o.get("supports_dcr", False),
+            base_url=o.get("base_url"),
+            client_auth=o.get("client_auth", "basic"),
+            authorize_params=dict(o.get("authorize_params", {})),
+        )
+    if "api_key" in raw:
+        a = raw["api_key"]
+        api_key = ApiKeyConfig(
+            header_name=a.get("header_name", "Authorization"),
+            header_prefix=a.get("header_prefix", "Bearer"),
+            key_pattern=a.get("key_pattern"),
+            key_pattern_hint=a.get("key_pattern_hint"),
+            env_var=a.get("env_var"),
+            location=a.get("in", "header"),
+            query_param=a.get("query_param"),
+            basic_username_field=a.get("basic_username_field"),
+            extra_fields=tuple(ExtraField(**f) for f in a.get("extra_fields", ())),
+        )
+    routes = raw["api_url"]
+    return Provider(
+        name=raw["name"],
+        display_name=raw["display_name"],
+        auth_type=raw["auth_type"],
+        flow=raw["flow"],
+        api_url=tuple([routes] if isinstance(routes, str) else routes),
+        export={k: tuple([v] if isinstance(v, str) else v) for k, v in raw["export"].items()},
+        oauth=oauth,
+        api_key=api_key,
+        description=raw.get("description"),
+        docs_url=raw.get("docs_url"),
+        source=source,  # type: ignore[arg-type]
+        path=path,
+        raw=raw,
+    )

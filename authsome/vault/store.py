@@ -1,0 +1,213 @@
+"""Encrypted records on disk: one file per record, one lock per record.
+
+Layout under `$AUTHSOME_HOME/vault/`:
+    <provider>/conn.<connection>.json    a sealed Connection
+    <provider>/client.json               the sealed ClientCredentials
+    <provider>/.<record file>.lock       the cross-process lock for that record
+
+One file per record means writers of different connections never contend,
+and a damaged record cannot take the others down with it. Updates go
+through `update_connection`: lock, re-read, apply, atomic write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from authsome import paths
+from authsome.errors import UsageError, VaultCorrupt, VaultError
+from authsome.models import ClientCredentials, Connection
+from authsome.vault.crypto import MasterKey, load_master_key, open_sealed, seal
+
+PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+CONNECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+CONN_PREFIX, SUFFIX = "conn.", ".json"
+CLIENT_FILE = "client.json"
+
+
+def check_provider_name(name: str) -> str:
+    if not PROVIDER_NAME.match(name):
+        raise UsageError(
+            f"'{name}' is not a valid provider name.",
+            "names are lower-case letters, digits and dashes; run `authsome list`",
+        )
+    return name
+
+
+def check_connection_name(name: str) -> str:
+    if not CONNECTION_NAME.match(name):
+        raise UsageError(
+            f"'{name}' is not a valid connection name.",
+            "use letters, digits, '.', '_' and '-' (at most 64), for example --connection work",
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class ConnectionEntry:
+    """A listed record: the connection, or the error that kept it from loading."""
+
+    provider: str
+    name: str
+    connection: Connection | None
+    error: VaultError | None = None
+
+
+class Vault:
+    def __init__(self, root: Path, key: MasterKey | None = None):
+        self.root = root
+        self._key = key
+
+    @classmethod
+    def open(cls) -> Vault:
+        return cls(paths.ensure_home() / "vault")
+
+    @property
+    def key(self) -> MasterKey:
+        # Loaded on first use: listing a fresh vault needs no key.
+        if self._key is None:
+            self._key = load_master_key(self.root.parent)
+        return self._key
+
+    # -- paths ---------------------------------------------------------------
+
+    def connection_path(self, provider: str, name: str) -> Path:
+        check_provider_name(provider)
+        check_connection_name(name)
+        return self.root / provider / f"{CONN_PREFIX}{name}{SUFFIX}"
+
+    def client_path(self, provider: str) -> Path:
+        return self.root / check_provider_name(provider) / CLIENT_FILE
+
+    @staticmethod
+    def _lock_path(record: Path) -> Path:
+        return record.parent / f".{record.name}.lock"
+
+    # -- low level -----------------------------------------------------------
+
+    def _read(self, path: Path, record_id: str) -> dict | None:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        plaintext = open_sealed(self.key, record_id, data, path)
+        try:
+            return json.loads(plaintext)
+        except ValueError:
+            raise VaultCorrupt(f"Vault record {path} holds invalid data.") from None
+
+    def _write(self, path: Path, record_id: str, payload: dict) -> None:
+        paths.ensure_dir(path.parent)
+        paths.atomic_write(path, seal(self.key, record_id, json.dumps(payload).encode()))
+
+    # -- connections ---------------------------------------------------------
+
+    def get_connection(self, provider: str, name: str = "default") -> Connection | None:
+        data = self._read(self.connection_path(provider, name), _conn_id(provider, name))
+        return Connection.from_dict(data) if data is not None else None
+
+    def update_connection(
+        self,
+        provider: str,
+        name: str,
+        change: Callable[[Connection | None], Connection | None],
+        *,
+        timeout: float = 30.0,
+    ) -> Connection | None:
+        """Read-modify-write one connection under its cross-process lock.
+
+        `change` receives the current record (re-read after the lock is held)
+        and returns the new one, or the same object to leave it alone, or None
+        to delete it. A record that cannot be read raises before `change` runs,
+        so a damaged file is never overwritten.
+        """
+        path = self.connection_path(provider, name)
+        with paths.file_lock(self._lock_path(path), timeout=timeout):
+            current = self.get_connection(provider, name)
+            updated = change(current)
+            if updated is current:
+                return current
+            if updated is None:
+                path.unlink(missing_ok=True)
+                return None
+            version = current.version if current else 0
+            updated = updated.with_changes(
+                provider=provider, name=name, version=version + 1, updated_at=time.time()
+            )
+            self._write(path, _conn_id(provider, name), updated.to_dict())
+            return updated
+
+    def put_connection(self, connection: Connection) -> Connection:
+        result = self.update_connection(connection.provider, connection.name, lambda _old: connection)
+        assert result is not None
+        return result
+
+    def delete_connection(self, provider: str, name: str = "default") -> bool:
+        path = self.connection_path(provider, name)
+        with paths.file_lock(self._lock_path(path)):
+            existed = path.exists()
+            path.unlink(missing_ok=True)
+        return existed
+
+    def connection_names(self, provider: str) -> list[str]:
+        directory = self.root / check_provider_name(provider)
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return []
+        return sorted(
+            n[len(CONN_PREFIX) : -len(SUFFIX)]
+            for n in names
+            if n.startswith(CONN_PREFIX) and n.endswith(SUFFIX)
+        )
+
+    def providers_with_records(self) -> list[str]:
+        try:
+            entries = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(e for e in entries if PROVIDER_NAME.match(e) and (self.root / e).is_dir())
+
+    def list_connections(self, provider: str | None = None) -> list[ConnectionEntry]:
+        """Every stored connection; unreadable ones are reported, not raised."""
+        providers = [provider] if provider else self.providers_with_records()
+        out: list[ConnectionEntry] = []
+        for prov in providers:
+            for name in self.connection_names(prov):
+                try:
+                    out.append(ConnectionEntry(prov, name, self.get_connection(prov, name)))
+                except VaultError as exc:
+                    out.append(ConnectionEntry(prov, name, None, exc))
+        return out
+
+    # -- client credentials --------------------------------------------------
+
+    def get_client(self, provider: str) -> ClientCredentials | None:
+        data = self._read(self.client_path(provider), _client_id(provider))
+        return ClientCredentials.from_dict(data) if data is not None else None
+
+    def put_client(self, client: ClientCredentials) -> None:
+        path = self.client_path(client.provider)
+        with paths.file_lock(self._lock_path(path)):
+            self._write(path, _client_id(client.provider), client.to_dict())
+
+    def delete_client(self, provider: str) -> bool:
+        path = self.client_path(provider)
+        with paths.file_lock(self._lock_path(path)):
+            existed = path.exists()
+            path.unlink(missing_ok=True)
+        return existed
+
+
+def _conn_id(provider: str, name: str) -> str:
+    return f"connection:{provider}/{name}"
+
+
+def _client_id(provider: str) -> str:
+    return f"client:{provider}"

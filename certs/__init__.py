@@ -1,0 +1,1 @@
+"""The per-run certificate authority; installed as authsome.certs."""

@@ -1,0 +1,1 @@
+"""Bundled provider definitions (JSON data) and their schema; installed as authsome.catalog."""
