@@ -135,13 +135,34 @@ def _fresh(conn: Connection, provider: Provider) -> Connection:
     return conn
 
 
-def logout(vault: Vault, provider: str, connection: str = DEFAULT) -> bool:
-    check_connection_name(connection)
-    return vault.delete_connection(provider, connection)
+def logout(vault: Vault, provider: Provider, connection: str = DEFAULT) -> tuple[bool, list[str]]:
+    """Revoke at the provider where it can, then delete locally. Returns (removed, warnings).
+
+    The record is read first: an unreadable record raises (and stays on disk)
+    rather than being deleted without its tokens ever being revoked.
+    """
+    conn = find(vault, provider.name, connection)
+    if conn is None:
+        return False, []
+    warnings = _revoke_remote(vault, provider, conn)
+    return vault.delete_connection(provider.name, connection), warnings
 
 
-def revoke_all(vault: Vault, provider: str) -> tuple[list[str], bool]:
-    """Delete every connection and the stored client credentials of a provider."""
-    removed = [n for n in vault.connection_names(provider) if vault.delete_connection(provider, n)]
-    client_removed = vault.delete_client(provider)
-    return removed, client_removed
+def revoke_all(vault: Vault, provider: Provider | None, name: str) -> tuple[list[str], bool, list[str]]:
+    """Log out of every connection and delete the stored client credentials."""
+    removed, warnings = [], []
+    for conn_name in vault.connection_names(name):
+        conn = vault.get_connection(name, conn_name)
+        if conn is not None and provider is not None:
+            warnings += _revoke_remote(vault, provider, conn)
+        if vault.delete_connection(name, conn_name):
+            removed.append(conn_name)
+    return removed, vault.delete_client(name), warnings
+
+
+def _revoke_remote(vault: Vault, provider: Provider, conn: Connection) -> list[str]:
+    if provider.oauth is None or not provider.oauth.revocation_url or conn.auth_type != "oauth2":
+        return []
+    from authsome.flows.revocation import revoke
+
+    return revoke(provider, conn, vault.get_client(provider.name))

@@ -32,6 +32,8 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing connection")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser; print the URL and accept a pasted redirect")
     p.add_argument("--base-url", metavar="URL", help="base URL for templated (self-hosted) definitions")
+    p.add_argument("--timeout", metavar="SECONDS", type=float, default=300.0,
+                   help="how long to wait for the browser or the device approval (default: 300)")
     add_json(p)
     p.set_defaults(func=cmd_login)
 
@@ -84,9 +86,7 @@ def cmd_login(args) -> int:
             raise UsageError(f"'{provider.name}' uses an API key; --scopes does not apply.")
         conn = _login_api_key(provider, args)
     else:
-        from authsome.cli.oauth import login_oauth
-
-        conn = login_oauth(provider, flow, args)
+        conn = _login_oauth(provider, flow, args)
     stored = vault().put_connection(conn)
     if args.json:
         render.as_json({"provider": stored.provider, "connection": stored.name, "status": stored.status(),
@@ -94,6 +94,61 @@ def cmd_login(args) -> int:
     else:
         render.out(f"connected {provider.name} ({stored.name})")
     return 0
+
+
+def _headless() -> str | None:
+    """Why nobody can complete an interactive login here, or None."""
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        return "CI=true"
+    if not sys.stdin.isatty():
+        return "no terminal"
+    return None
+
+
+def _login_oauth(provider, flow: str, args):
+    from authsome import flows
+    from authsome.cli.terminal import TerminalInteraction
+    from authsome.flows.interaction import LoginOptions
+
+    oauth = provider.oauth
+    if flow == "device_code" and not oauth.supports_device_code:
+        raise UsageError(f"'{provider.name}' does not support the device flow.", f"run `authsome login {provider.name}`")
+    if flow == "dcr_pkce" and not oauth.supports_dcr:
+        raise UsageError(f"'{provider.name}' does not support dynamic client registration.", f"run `authsome login {provider.name}`")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds.")
+    reason = _headless()
+    if reason and flow != "device_code" and not args.no_browser:
+        alt = " or --flow device_code" if oauth.supports_device_code else ""
+        raise NeedsInteraction(
+            f"Nothing here can complete a browser login ({reason}), so authsome does not wait.",
+            f"run `authsome login {provider.name} --no-browser`{alt} and finish the login from a browser elsewhere",
+        )
+    scopes = None
+    if args.scopes is not None:
+        scopes = tuple(s.strip() for s in args.scopes.split(",") if s.strip())
+        if not scopes:
+            raise UsageError("--scopes is empty.", "give comma-separated scopes, for example --scopes tweet.read,users.read")
+    opts = LoginOptions(
+        connection=args.connection,
+        scopes=scopes,
+        no_browser=args.no_browser,
+        base_url=args.base_url,
+        timeout=args.timeout,
+        port=_login_port(),
+    )
+    return flows.login(provider, flow, vault(), opts, TerminalInteraction())
+
+
+def _login_port() -> int:
+    from authsome.flows.form_server import DEFAULT_PORT
+
+    value = os.environ.get("AUTHSOME_LOGIN_PORT")
+    if not value:
+        return DEFAULT_PORT
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise UsageError("AUTHSOME_LOGIN_PORT is not a port number.")
+    return int(value)
 
 
 def _login_api_key(provider, args):
@@ -123,9 +178,12 @@ def cmd_logout(args) -> int:
     from authsome.connections import logout
 
     provider = registry().get(args.provider)
-    removed = logout(vault(), provider.name, args.connection)
+    removed, warnings = logout(vault(), provider, args.connection)
+    for w in warnings:
+        render.note(f"warning: {w}")
     if args.json:
-        render.as_json({"provider": provider.name, "connection": args.connection, "removed": removed})
+        render.as_json({"provider": provider.name, "connection": args.connection, "removed": removed,
+                        "warnings": warnings})
     elif removed:
         render.out(f"logged out of {provider.name} ({args.connection})")
     else:
@@ -137,10 +195,19 @@ def cmd_revoke(args) -> int:
     from authsome.connections import revoke_all
     from authsome.vault import check_provider_name
 
+    from authsome.errors import ProviderError
+
     name = check_provider_name(args.provider)
-    removed, client = revoke_all(vault(), name)
+    try:
+        provider = registry().get(name)
+    except ProviderError:
+        provider = None  # the definition is gone or broken: still delete the local records
+    removed, client, warnings = revoke_all(vault(), provider, name)
+    for w in warnings:
+        render.note(f"warning: {w}")
     if args.json:
-        render.as_json({"provider": name, "connections_removed": removed, "client_removed": client})
+        render.as_json({"provider": name, "connections_removed": removed, "client_removed": client,
+                        "warnings": warnings})
     else:
         render.out(f"removed {len(removed)} connection(s) of {name}" + (" and its client credentials" if client else ""))
     return 0

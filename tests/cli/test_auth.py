@@ -63,7 +63,8 @@ def test_logout_and_revoke_remove_local_records(cli, home):
     assert v.connection_names("x") == ["default"]
     assert "nothing to do" in cli(["logout", "x", "--connection", "work"]).out
     data = json.loads(cli(["revoke", "x", "--json"]).out)
-    assert data == {"provider": "x", "connections_removed": ["default"], "client_removed": True}
+    # api.twitter.com is unreachable here: remote revocation warns, local removal still happens.
+    assert data.pop("warnings") and data == {"provider": "x", "connections_removed": ["default"], "client_removed": True}
     assert v.connection_names("x") == [] and v.get_client("x") is None
 
 

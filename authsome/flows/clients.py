@@ -1,0 +1,67 @@
+"""The OAuth client authsome logs in as: stored, from CI variables, typed in, or registered.
+
+Client credentials are stored encrypted per provider and reused by every
+later login and every refresh, until `authsome revoke PROVIDER`.
+"""
+
+from __future__ import annotations
+
+from authsome.errors import NeedsInteraction
+from authsome.flows.form_server import FormField, FormRejected
+from authsome.flows.interaction import Interaction, client_from_env, env_prefix
+from authsome.models import ClientCredentials, Provider
+from authsome.vault import Vault
+
+CLIENT_FIELDS = [
+    FormField("client_id", "Client ID"),
+    FormField("client_secret", "Client secret", secret=True, required=False,
+              hint="Leave empty for a public client (PKCE only)."),
+]
+
+
+def known_client(provider: Provider, vault: Vault) -> ClientCredentials | None:
+    """The stored client, else one from `<NAME>_CLIENT_ID`/`_SECRET` (then stored)."""
+    from_env = client_from_env(provider.name)
+    stored = vault.get_client(provider.name)
+    if from_env is not None:
+        client_id, secret = from_env
+        if stored is None or (stored.client_id, stored.client_secret) != (client_id, secret):
+            stored = ClientCredentials(provider=provider.name, client_id=client_id, client_secret=secret, source="env")
+            vault.put_client(stored)
+    return stored
+
+
+def _check_client_id(value: str) -> str:
+    value = value.strip()
+    if not value or any(c.isspace() for c in value) or len(value) > 512:
+        raise FormRejected("The client ID must be a single word without spaces.")
+    return value
+
+
+def client_from_form(provider: Provider, vault: Vault, values: dict[str, str], *, source: str) -> ClientCredentials:
+    client = ClientCredentials(
+        provider=provider.name,
+        client_id=_check_client_id(values.get("client_id", "")),
+        client_secret=values.get("client_secret", "").strip() or None,
+        source=source,  # type: ignore[arg-type]
+    )
+    vault.put_client(client)
+    return client
+
+
+def prompt_client(provider: Provider, vault: Vault, ui: Interaction, *, redirect_uri: str | None,
+                  secret_optional: bool = True) -> ClientCredentials:
+    if not ui.can_prompt():
+        prefix = env_prefix(provider.name)
+        raise NeedsInteraction(
+            f"No OAuth client is stored for '{provider.name}' and nobody can be asked for one.",
+            f"set {prefix}_CLIENT_ID (and {prefix}_CLIENT_SECRET for a confidential client)",
+        )
+    if redirect_uri:
+        ui.notice(f"Register this redirect URI with {provider.display_name}: {redirect_uri}")
+    client_id = ui.prompt("Client ID", secret=False)
+    secret = ui.prompt("Client secret" + (" (empty for a public client)" if secret_optional else ""), secret=True)
+    try:
+        return client_from_form(provider, vault, {"client_id": client_id, "client_secret": secret}, source="prompt")
+    except FormRejected as exc:
+        raise NeedsInteraction(str(exc), f"run `authsome login {provider.name}` again") from None
