@@ -53,7 +53,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from authsome.cli import auth, creds, doctor, providers
+    from authsome.cli import auth, creds, doctor, log, providers, run
 
     parser = Parser(
         prog="authsome",
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"authsome {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="print tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in (providers, auth, creds, doctor):
+    for module in (providers, auth, creds, run, log, doctor):
         module.register(sub)
     return parser
 
@@ -76,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from authsome.cli import common
 
         common.reset()
+        _install_resolve()
         parser = build_parser()
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
@@ -97,6 +98,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: internal error ({type(exc).__name__})", file=sys.stderr)
         print("hint: run again with --verbose for the traceback", file=sys.stderr)
         return ExitCode.ERROR
+
+
+def _install_resolve() -> None:
+    import os
+
+    from authsome import resolve
+
+    if os.environ.get(resolve.ENV):
+        resolve.install(resolve.from_env())
 
 
 def _wants_json(argv: Sequence[str]) -> bool:

@@ -33,22 +33,22 @@ def _login_hint(provider: Provider, name: str) -> str:
     return f"run `authsome login {provider.name}" + ("" if name == "default" else f" --connection {name}") + " --force`"
 
 
-def refresh(vault: Vault, provider: Provider, name: str, *, stale_token: str | None = None,
+def refresh(vault: Vault, provider: Provider, name: str, *, stale_version: int | None = None,
             leeway: float = LEEWAY, client: ClientCredentials | None = None) -> Connection:
     """Return a connection with a usable access token, refreshing if needed.
 
-    `stale_token`: the access token the caller found not working (a 401); the
-    refresh happens unless the stored token already differs from it.
-    Without it, the refresh happens only when the stored token is within
-    `leeway` seconds of expiry.
+    `stale_version`: the record version whose token the API refused (a 401);
+    the refresh happens unless the stored record is already newer. Without
+    it, the refresh happens only when the stored token is within `leeway`
+    seconds of expiry.
     """
     def change(current: Connection | None) -> Connection | None:
         if current is None:
             raise NotConnected(provider.name, name)
         if current.state == "invalid":
             return current
-        if stale_token is not None:
-            if current.access_token != stale_token and not current.is_expired(leeway=leeway):
+        if stale_version is not None:
+            if current.version != stale_version and not current.is_expired(leeway=leeway):
                 return current  # another process already refreshed
         elif not current.is_expired(leeway=leeway):
             return current

@@ -1,0 +1,80 @@
+"""Audit: one record per flow the proxy handled, appended to $AUTHSOME_HOME/audit.log.
+
+Intercepted requests record method, host, path, status, provider,
+connection and what authsome did (injected, refreshed, retried); tunnelled
+and denied CONNECTs record the host. Never header values, bodies, or query
+values: only the names of query parameters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+from mitmproxy import ctx, http
+
+from authsome import audit
+from authsome.addons._runtime import META, declare, log, runtime
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+class Audit:
+    def load(self, loader) -> None:
+        declare(loader)
+        loader.add_option("authsome_run_id", str, "", "identifier written into every audit record")
+
+    def _write(self, record: dict) -> None:
+        record = {"ts": _now(), "run": ctx.options.authsome_run_id or None, **record}
+        try:
+            audit.append(record, Path(runtime(ctx.options).home))
+        except OSError as exc:
+            log.warning("cannot write the audit log: %s", exc.strerror)
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        meta = flow.metadata.get(META) or {}
+        if meta.get("denied"):
+            self._write({"event": "denied", "host": meta["host"], "port": meta["port"]})
+        elif meta.get("tunnel"):
+            self._write({"event": "tunnel", "host": meta["host"], "port": meta["port"]})
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        flow.metadata.setdefault(META, {})["started"] = time.monotonic()
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if not flow.is_replay:
+            self._write(self._record(flow, "request"))
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        if not flow.is_replay and flow.request.method != "CONNECT":
+            record = self._record(flow, "error")
+            record["error"] = flow.error.msg if flow.error else None
+            self._write(record)
+
+    def _record(self, flow: http.HTTPFlow, event: str) -> dict:
+        meta = flow.metadata.get(META) or {}
+        req = flow.request
+        started = meta.get("started")
+        return {
+            "event": event,
+            "method": req.method,
+            "scheme": req.scheme,
+            "host": req.pretty_host,
+            "port": req.port,
+            "path": req.path.split("?", 1)[0],
+            "query_keys": sorted(set(req.query.keys())) or None,
+            "status": flow.response.status_code if flow.response else None,
+            "provider": meta.get("provider"),
+            "connection": meta.get("connection"),
+            "injected": sorted(meta["injected"]) if meta.get("injected") else [],
+            "refreshed": bool(meta.get("refreshed")),
+            "retried": bool(meta.get("retried")),
+            "problem": meta.get("inject_error") or meta.get("refresh_error"),
+            "ms": round((time.monotonic() - started) * 1000) if started else None,
+        }
+
+
+addons = [Audit()]

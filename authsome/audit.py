@@ -1,0 +1,79 @@
+"""The audit log: one JSON line per request the proxy saw, in $AUTHSOME_HOME/audit.log.
+
+Records hold names, hosts, paths, status codes and decisions (injected,
+refreshed, tunnelled, denied); never header values, bodies or query values
+(only query parameter names).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from authsome import paths
+
+FILE = "audit.log"
+MAX_BYTES = 10 * 1024 * 1024
+
+
+def path(home: Path | None = None) -> Path:
+    return (home or paths.home()) / FILE
+
+
+def append(record: dict, home: Path | None = None) -> None:
+    target = path(home)
+    try:
+        if target.stat().st_size > MAX_BYTES:
+            os.replace(target, target.with_suffix(".log.1"))
+    except FileNotFoundError:
+        pass
+    line = json.dumps(record, separators=(",", ":")) + "\n"
+    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, paths.FILE_MODE)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def read(home: Path | None = None, last: int | None = None) -> list[dict]:
+    try:
+        lines = path(home).read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    records = []
+    for line in lines[-last:] if last else lines:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut short by a crash
+    return records
+
+
+def follow(home: Path | None = None, poll: float = 0.25) -> Iterator[dict]:
+    """New records as they are appended (Ctrl-C stops)."""
+    target = path(home)
+    offset = target.stat().st_size if target.exists() else 0
+    buffer = b""
+    while True:
+        try:
+            with open(target, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                if size < offset:
+                    offset = 0  # rotated
+                fh.seek(offset)
+                chunk = fh.read()
+                offset += len(chunk)
+        except FileNotFoundError:
+            chunk = b""
+        buffer += chunk
+        *complete, buffer = buffer.split(b"\n")
+        for line in complete:
+            try:
+                yield json.loads(line)
+            except ValueError:
+                continue
+        if not chunk:
+            time.sleep(poll)

@@ -1,0 +1,137 @@
+"""Which connection serves which hosts in a run, and its current credential.
+
+A `Binding` ties one provider and one of its connections to the provider's
+routes. The proxy's addons build the same table from the same two options
+(the home and the chosen connections), so they agree without sharing objects.
+`CredentialSource` keeps the decrypted record in memory and re-reads the
+vault only when the record's file changed (another process refreshed it).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from authsome.errors import NotConnected, UsageError
+from authsome.models import Connection, Provider
+from authsome.providers import Registry
+from authsome.providers.routes import Route, parse_routes
+from authsome.vault import Vault
+
+
+@dataclass(frozen=True)
+class Binding:
+    provider: Provider
+    connection: str
+    routes: tuple[Route, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider.name}/{self.connection}"
+
+    def match_host(self, host: str, port: int) -> bool:
+        return any(r.matches_host(host, port) for r in self.routes)
+
+    def match(self, host: str, port: int, path: str) -> bool:
+        return any(r.matches(host, port, path) for r in self.routes)
+
+
+def parse_selection(items: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """`["x=work", "github=default"]` -> {"x": "work", "github": "default"}."""
+    out: dict[str, str] = {}
+    for item in items:
+        provider, sep, name = item.partition("=")
+        provider, name = provider.strip(), name.strip()
+        if not sep or not provider or not name:
+            raise UsageError(f"'{item}' is not PROVIDER=CONNECTION.", "for example --connection x=work")
+        if provider in out and out[provider] != name:
+            raise UsageError(f"Two connections chosen for '{provider}'.", "give --connection once per provider")
+        out[provider] = name
+    return out
+
+
+def load(vault: Vault, registry: Registry, selection: dict[str, str]) -> list[Binding]:
+    """Bindings for every provider with a usable connection (chosen, or `default`).
+
+    A provider named in `selection` must have that connection; other
+    providers take part when their `default` connection exists. Two
+    bindings may not claim the same host: that would make routing ambiguous.
+    """
+    chosen = dict(selection)
+    names = set(vault.providers_with_records()) | set(chosen)
+    bindings: list[Binding] = []
+    for name in sorted(names):
+        conn_name = chosen.get(name, "default")
+        if name in chosen:
+            provider = registry.get(name)
+            if vault.get_connection(name, conn_name) is None:
+                raise NotConnected(name, conn_name)
+        else:
+            if conn_name not in vault.connection_names(name):
+                continue
+            try:
+                provider = registry.get(name)
+            except Exception:
+                continue  # records of a provider whose definition is gone: not part of the run
+        bindings.append(Binding(provider, conn_name, parse_routes(provider.api_url)))
+    _check_overlaps(bindings)
+    return bindings
+
+
+def _check_overlaps(bindings: list[Binding]) -> None:
+    seen: dict[tuple[str, int, str], str] = {}
+    for b in bindings:
+        for r in b.routes:
+            if r.host is None:
+                continue
+            key = (r.host, r.port, r.path_prefix)
+            if key in seen and seen[key] != b.provider.name:
+                raise UsageError(
+                    f"{r.host} is routed by both '{seen[key]}' and '{b.provider.name}'.",
+                    "choose one with --connection, or remove the host from one definition",
+                )
+            seen[key] = b.provider.name
+
+
+def find(bindings: list[Binding], host: str, port: int, path: str | None = None) -> Binding | None:
+    for b in bindings:
+        if (b.match(host, port, path) if path is not None else b.match_host(host, port)):
+            return b
+    return None
+
+
+@dataclass
+class CredentialSource:
+    """The current record of one connection, re-read only when its file changes."""
+
+    vault: Vault
+    provider: str
+    connection: str
+    _stamp: tuple[int, int, int] | None = None
+    _record: Connection | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def path(self) -> Path:
+        return self.vault.connection_path(self.provider, self.connection)
+
+    def current(self) -> Connection:
+        try:
+            st = os.stat(self.path)
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            raise NotConnected(self.provider, self.connection) from None
+        with self._lock:
+            if stamp != self._stamp or self._record is None:
+                record = self.vault.get_connection(self.provider, self.connection)
+                if record is None:
+                    raise NotConnected(self.provider, self.connection)
+                self._record, self._stamp = record, stamp
+            return self._record
+
+    def forget(self) -> None:
+        with self._lock:
+            self._stamp = None
+            self._record = None

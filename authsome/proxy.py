@@ -1,0 +1,174 @@
+"""The in-process mitmproxy: a lean master on its own event loop in a background thread.
+
+Only the stock addons a regular proxy needs (proxyserver, next_layer,
+tlsconfig, proxyauth; upstream_auth when chaining to a corporate proxy) and
+ours, in this order:
+
+    proxyauth     407 for anything without this run's proxy credentials
+    Route         intercept routed CONNECT targets, tunnel the rest; mark requests
+    Inject        refresh early if needed; write the credential at the last moment
+    Refresh       stream every response, except an injected 401: refresh, re-send
+    Audit         one record per flow
+    Redact        put back what the child sent once the request has left
+
+mitmproxy is imported here and in `addons/` only, so commands other than
+`run` never pay for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from authsome.errors import ProxyError
+
+READY_TIMEOUT = 15.0
+
+
+@dataclass
+class ProxyConfig:
+    confdir: Path  # holds the run's CA (mitmproxy-ca.pem)
+    upstream_trust: Path  # CA bundle for verifying upstream servers
+    proxy_user: str
+    proxy_password: str
+    home: str
+    connections: list[str]
+    run_id: str
+    deny_unmatched: bool = False
+    upstream_proxy: str | None = None  # http://host:port of a proxy to chain to
+    upstream_proxy_auth: str | None = None  # user:password for it
+    log_file: Path | None = None
+    extra_options: dict = field(default_factory=dict)
+
+
+class Proxy:
+    def __init__(self, config: ProxyConfig):
+        self.config = config
+        self.port: int | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._master = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._thread_main, name="authsome-proxy", daemon=True)
+
+    # -- the proxy thread ---------------------------------------------------------
+
+    def _thread_main(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # SystemExit included: a dead proxy must not go unnoticed
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    async def _main(self) -> None:
+        from mitmproxy import master, options
+        from mitmproxy.addons import next_layer, proxyauth, proxyserver, tlsconfig
+
+        from authsome.addons.audit import Audit
+        from authsome.addons.inject import Inject
+        from authsome.addons.redact import Redact
+        from authsome.addons.refresh import Refresh
+        from authsome.addons.route import Route
+
+        cfg = self.config
+        mode = [f"upstream:{cfg.upstream_proxy}"] if cfg.upstream_proxy else ["regular"]
+        opts = options.Options(
+            listen_host="127.0.0.1",
+            listen_port=0,
+            mode=mode,
+            confdir=str(cfg.confdir),
+            upstream_cert=False,  # copying upstream SANs into leaves would break the name constraints
+            ssl_verify_upstream_trusted_ca=str(cfg.upstream_trust),
+        )
+        m = master.Master(opts)
+        self._master, self._loop = m, asyncio.get_running_loop()
+        proxy = self
+
+        class Ready:
+            def running(self) -> None:
+                addrs = m.addons.get("proxyserver").listen_addrs()
+                proxy.port = addrs[0][1] if addrs else None
+                proxy._ready.set()
+
+        stock = [proxyserver.Proxyserver(), next_layer.NextLayer(), tlsconfig.TlsConfig(), proxyauth.ProxyAuth()]
+        if cfg.upstream_proxy_auth:
+            from mitmproxy.addons import upstream_auth
+
+            stock.append(upstream_auth.UpstreamAuth())
+        m.addons.add(*stock)
+        m.addons.add(Route(), Inject(), Refresh(), Audit(), Redact(), Ready())
+        settings = {
+            "proxyauth": f"{cfg.proxy_user}:{cfg.proxy_password}",
+            "connection_strategy": "eager",
+            "authsome_home": cfg.home,
+            "authsome_connections": list(cfg.connections),
+            "authsome_deny_unmatched": cfg.deny_unmatched,
+            "authsome_run_id": cfg.run_id,
+            **cfg.extra_options,
+        }
+        if cfg.upstream_proxy_auth:
+            settings["upstream_auth"] = cfg.upstream_proxy_auth
+        opts.update(**settings)
+        try:
+            await m.run()
+        finally:
+            # master.shutdown() alone leaves the listening socket bound (mitmproxy 6245/6829).
+            await m.addons.get("proxyserver").servers.update([])
+
+    # -- the caller's side ------------------------------------------------------------
+
+    def start(self, timeout: float = READY_TIMEOUT) -> int:
+        _route_logs(self.config.log_file)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            self.stop()
+            raise ProxyError(f"The proxy did not start within {int(timeout)} s.", "run again; `authsome doctor` checks the installation")
+        if self._error is not None:
+            reason = getattr(self._error, "message", None) or type(self._error).__name__
+            raise ProxyError(f"The proxy could not start: {reason}.", "run again with --verbose for details")
+        if not self.port:
+            self.stop()
+            raise ProxyError("The proxy could not listen on 127.0.0.1.", "check `authsome doctor`")
+        return self.port
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        loop, master = self._loop, self._master
+        if loop is not None and master is not None and self._thread.is_alive():
+            async def close() -> None:
+                await master.addons.get("proxyserver").servers.update([])
+                master.shutdown()
+
+            try:
+                asyncio.run_coroutine_threadsafe(close(), loop).result(timeout)
+            except (RuntimeError, TimeoutError, asyncio.CancelledError):
+                pass  # the loop is already gone
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+
+def _route_logs(log_file: Path | None) -> None:
+    """Keep mitmproxy's log lines off the child's terminal: to a file, or nowhere.
+
+    The master hooks the root logger while it runs; without this, its errors
+    (and authsome's own warnings) would be swallowed or interleaved with the
+    child's output.
+    """
+    mitm = logging.getLogger("mitmproxy")
+    mitm.propagate = False
+    mitm.setLevel(logging.WARNING)
+    for h in list(mitm.handlers):
+        mitm.removeHandler(h)
+    if log_file is not None:
+        handler = logging.FileHandler(log_file, delay=True)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        mitm.addHandler(handler)
+    else:
+        mitm.addHandler(logging.NullHandler())

@@ -1,0 +1,268 @@
+"""`authsome run`: the child's environment, its CA trust, the proxy, signals and exit status.
+
+The child gets placeholders instead of secrets, a proxy URL with credentials
+of its own (so no other local process can use the proxy), and CA bundles
+that add this run's CA to whatever it already trusted. The run's files (CA,
+bundles, proxy log) live in a 0700 directory under the home and are deleted
+when the child exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+from authsome import exports, paths
+from authsome.bindings import Binding
+from authsome.certs import ca as run_ca
+from authsome.certs import trust
+from authsome.errors import UsageError
+from authsome.providers.routes import normalize_host
+from authsome.vault import Vault
+
+log = logging.getLogger("authsome")
+
+PROXY_USER = "authsome"
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+# Environment variables that name a CA bundle replacing the system's: the child's
+# values point to the combined bundle.
+COMBINED_BUNDLE_VARS = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO")
+# Other tools' bundle variables: replaced only when the parent set them.
+PARENT_ONLY_BUNDLE_VARS = ("AWS_CA_BUNDLE", "HTTPLIB2_CA_CERTS", "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE", "NIX_SSL_CERT_FILE", "PIP_CERT")
+# Additive variables (Node, Deno): our CA plus what the parent had there.
+ADDITIVE_CA_VARS = ("NODE_EXTRA_CA_CERTS", "DENO_CERT")
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+ALL_PROXY_VARS = ("ALL_PROXY", "all_proxy")
+
+
+@dataclass
+class RunFiles:
+    directory: Path
+    ca: run_ca.RunCA
+    child_bundle: Path
+    upstream_bundle: Path
+    node_bundle: Path
+    log_file: Path
+
+    def remove(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@dataclass
+class ChildEnv:
+    env: dict[str, str]
+    proxy_url: str
+    placeholders: dict[str, str] = field(default_factory=dict)
+
+
+def _write(path: Path, data: str) -> Path:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, paths.FILE_MODE)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(data)
+    return path
+
+
+def prepare_files(home: Path, routes, parent_env: Mapping[str, str]) -> RunFiles:
+    runs = paths.ensure_dir(home / "runs")
+    directory = Path(paths.ensure_dir(runs / secrets.token_hex(8)))
+    ca = run_ca.create(directory / "ca", routes)
+    ca_pem = ca.cert_path.read_text()
+    parent_extra = [Path(parent_env[v]) for v in ADDITIVE_CA_VARS if parent_env.get(v)]
+    node_pem = "".join(trust.split_pem("".join(_read(p) for p in parent_extra))) + ca_pem
+    log_file = _write(directory / "proxy.log", "")
+    return RunFiles(
+        directory=directory,
+        ca=ca,
+        child_bundle=_write(directory / "child-bundle.pem", trust.bundle_pem([ca.cert_path], env=parent_env)),
+        upstream_bundle=_write(directory / "upstream-bundle.pem", trust.bundle_pem(env=parent_env)),
+        node_bundle=_write(directory / "node-ca.pem", node_pem),
+        log_file=log_file,
+    )
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _no_proxy(parent_env: Mapping[str, str], bindings: Sequence[Binding]) -> str:
+    """The parent's NO_PROXY plus loopback, minus anything that would bypass a routed host."""
+    entries: list[str] = []
+    for raw in (parent_env.get("NO_PROXY", ""), parent_env.get("no_proxy", "")):
+        for item in raw.split(","):
+            item = item.strip()
+            if item and item not in entries:
+                entries.append(item)
+
+    def bypasses_routed(entry: str) -> bool:
+        if entry == "*":
+            return True
+        name = normalize_host(entry.split(":")[0].lstrip("*").lstrip("."))
+        for b in bindings:
+            for r in b.routes:
+                if r.host and (r.host == name or r.host.endswith("." + name)):
+                    return True
+                if r.pattern is not None and (r.pattern.fullmatch(name) or entry.startswith((".", "*"))):
+                    return True
+        return False
+
+    kept = [e for e in entries if not bypasses_routed(e)]
+    for host in LOOPBACK:
+        if host not in kept:
+            kept.append(host)
+    return ",".join(kept)
+
+
+def secret_env_names(bindings: Sequence[Binding], parent_env: Mapping[str, str]) -> set[str]:
+    """authsome's own secrets in the parent environment, which the child must not inherit."""
+    from authsome.flows.interaction import env_prefix
+
+    names = {"AUTHSOME_MASTER_KEY"}
+    names |= {n for n in parent_env if n.endswith("_CLIENT_SECRET")}
+    for b in bindings:
+        prefix = env_prefix(b.provider.name)
+        names |= {f"{prefix}_CLIENT_ID", f"{prefix}_CLIENT_SECRET"}
+        if b.provider.api_key is not None:
+            if b.provider.api_key.env_var:
+                names.add(b.provider.api_key.env_var)
+            names |= {f.env_var for f in b.provider.api_key.extra_fields if f.env_var and f.secret}
+    return names
+
+
+def child_environment(parent_env: Mapping[str, str], bindings: Sequence[Binding], vault: Vault,
+                      files: RunFiles, port: int, password: str) -> ChildEnv:
+    env = {k: v for k, v in parent_env.items() if k not in secret_env_names(bindings, parent_env)}
+    proxy_url = f"http://{PROXY_USER}:{quote(password, safe='')}@127.0.0.1:{port}"
+    for name in PROXY_VARS:
+        env[name] = proxy_url
+    for name in ALL_PROXY_VARS:
+        env.pop(name, None)
+    no_proxy = _no_proxy(parent_env, bindings)
+    env["NO_PROXY"] = env["no_proxy"] = no_proxy
+    for name in COMBINED_BUNDLE_VARS:
+        env[name] = str(files.child_bundle)
+    for name in PARENT_ONLY_BUNDLE_VARS:
+        if parent_env.get(name):
+            env[name] = str(files.child_bundle)
+    for name in ADDITIVE_CA_VARS:
+        env[name] = str(files.node_bundle)
+    env["NODE_USE_ENV_PROXY"] = "1"
+    placeholders: dict[str, str] = {}
+    for b in bindings:
+        conn = vault.get_connection(b.provider.name, b.connection)
+        if conn is not None:
+            placeholders.update(exports.child_values(b.provider, conn))
+    env.update(placeholders)
+    env["AUTHSOME_RUN"] = "1"
+    return ChildEnv(env, proxy_url, placeholders)
+
+
+def upstream_proxy(parent_env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The parent's own HTTPS proxy, to chain to: (http://host:port, user:password)."""
+    value = next((parent_env[n] for n in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy") if parent_env.get(n)), None)
+    if not value:
+        return None, None
+    parts = urlsplit(value if "://" in value else f"http://{value}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError("The HTTPS_PROXY of this environment is not an http:// or https:// proxy URL.",
+                         "fix or unset HTTPS_PROXY")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 8080)
+    except ValueError:
+        raise UsageError("The HTTPS_PROXY of this environment has an invalid port.") from None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    auth = f"{unquote(parts.username)}:{unquote(parts.password or '')}" if parts.username else None
+    return f"{parts.scheme}://{host}:{port}", auth
+
+
+def exit_status(returncode: int) -> int:
+    """The child's status, or 128+N when signal N killed it (as shells report it)."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def spawn(argv: Sequence[str], env: dict[str, str]) -> int:
+    """Run the child in the foreground; forward signals; return its exit status."""
+    try:
+        child = subprocess.Popen(list(argv), env=env)
+    except FileNotFoundError:
+        raise UsageError(f"Command not found: {argv[0]}.", "check the command after `--`") from None
+    except PermissionError:
+        raise UsageError(f"Permission denied running {argv[0]}.") from None
+
+    def forward(signum, _frame) -> None:
+        if signum == signal.SIGINT and _terminal_delivers_sigint():
+            return  # the terminal already sent Ctrl-C to the child, which shares our process group
+        try:
+            child.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+    previous = {s: signal.signal(s, forward) for s in handled}
+    try:
+        while True:
+            try:
+                return exit_status(child.wait())
+            except KeyboardInterrupt:
+                continue
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _terminal_delivers_sigint() -> bool:
+    try:
+        return os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:
+        return False
+
+
+def run(argv: Sequence[str], bindings: Sequence[Binding], vault: Vault, *, connections: list[str],
+        deny_unmatched: bool = False, parent_env: Mapping[str, str] | None = None,
+        on_ready=None) -> int:
+    """Start the proxy, run the child, stop the proxy, return the child's status."""
+    from authsome.proxy import Proxy, ProxyConfig
+
+    if not argv:
+        raise UsageError("No command to run.", "put the command after --, for example: authsome run -- python my_agent.py")
+    parent_env = dict(os.environ if parent_env is None else parent_env)
+    home = paths.ensure_home()
+    routes = [r for b in bindings for r in b.routes]
+    files = prepare_files(home, routes, parent_env)
+    password = secrets.token_urlsafe(24)
+    upstream, upstream_auth = upstream_proxy(parent_env)
+    proxy = Proxy(ProxyConfig(
+        confdir=files.ca.confdir,
+        upstream_trust=files.upstream_bundle,
+        proxy_user=PROXY_USER,
+        proxy_password=password,
+        home=str(home),
+        connections=connections,
+        run_id=files.directory.name,
+        deny_unmatched=deny_unmatched,
+        upstream_proxy=upstream,
+        upstream_proxy_auth=upstream_auth,
+        log_file=files.log_file,
+    ))
+    try:
+        port = proxy.start()
+        child = child_environment(parent_env, bindings, vault, files, port, password)
+        if on_ready is not None:
+            on_ready(port, child)
+        status = spawn(argv, child.env)
+        if not proxy.alive:
+            log.warning("the proxy stopped while the command ran; requests after that failed")
+        return status
+    finally:
+        proxy.stop()
+        files.remove()
