@@ -74,3 +74,34 @@ def run_cli(args: Sequence[str], *, input: str | None = None, env: dict | None =
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory):
+    """A CA standing in for the public web PKI; servers under test present its leaves."""
+    from tests.support.tls import make_ca
+
+    return make_ca(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def api_server(test_ca, tmp_path_factory):
+    """HTTPS stand-in for api.twitter.com and friends (plus a plain-HTTP twin); records every request."""
+    from tests.support.api import ApiServer
+
+    server = ApiServer(test_ca, tmp_path_factory.mktemp("api"))
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def api(api_server):
+    api_server.clear()
+    return api_server
+
+
+@pytest.fixture
+def trusting_env(test_ca) -> dict:
+    """The environment of a user whose machine trusts the test CA (as a corporate CA would be)."""
+    return {"SSL_CERT_FILE": str(test_ca.cert), "REQUESTS_CA_BUNDLE": str(test_ca.cert),
+            "CURL_CA_BUNDLE": str(test_ca.cert)}

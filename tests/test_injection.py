@@ -1,0 +1,96 @@
+"""Where credentials go in a request: a decision table over real mitmproxy requests."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+
+import pytest
+from mitmproxy.test import tutils
+
+from authsome import injection
+from authsome.models import PLACEHOLDER, Connection
+from authsome.providers import parse_definition
+
+TOKEN = "real-access-token-Zq9"
+KEY = "real-api-key-Xy7"
+
+
+def _provider(**api_key):
+    raw = {"name": "acme", "display_name": "Acme", "auth_type": "api_key", "flow": "api_key",
+           "api_key": api_key, "api_url": "api.acme.test", "export": {"api_key": "ACME_API_KEY"}}
+    for f in api_key.get("extra_fields", []):
+        raw["export"][f["name"]] = f"ACME_{f['name'].upper()}"
+    return parse_definition(json.dumps(raw).encode(), "acme.json")
+
+
+X = parse_definition(json.dumps({
+    "name": "x", "display_name": "X", "auth_type": "oauth2", "flow": "pkce",
+    "oauth": {"authorization_url": "https://x.test/auth", "token_url": "https://x.test/token", "scopes": []},
+    "api_url": "api.x.test", "export": {"access_token": "X_ACCESS_TOKEN"}}).encode(), "x.json")
+OAUTH_CONN = Connection(provider="x", access_token=TOKEN)
+KEY_CONN = Connection(provider="acme", auth_type="api_key", api_key=KEY,
+                      extra={"app_key": "real-app-key", "account": "AC123"})
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@dataclass(frozen=True)
+class Case:
+    provider: object
+    conn: Connection
+    headers: dict
+    query: dict
+    want_headers: dict
+    want_query: dict
+
+
+CASES = [
+    pytest.param(Case(X, OAUTH_CONN, {"Authorization": f"Bearer {PLACEHOLDER}"}, {}, {"Authorization": f"Bearer {TOKEN}"}, {}), id="oauth-placeholder-swapped"),
+    pytest.param(Case(X, OAUTH_CONN, {}, {}, {"Authorization": f"Bearer {TOKEN}"}, {}), id="oauth-absent-added"),
+    pytest.param(Case(X, OAUTH_CONN, {"Authorization": "Bearer childs-own"}, {}, {"Authorization": "Bearer childs-own"}, {}), id="oauth-own-left-alone"),
+    pytest.param(Case(X, OAUTH_CONN, {"Authorization": f"token {PLACEHOLDER}"}, {}, {"Authorization": f"token {TOKEN}"}, {}), id="oauth-other-scheme-swapped"),
+    pytest.param(Case(X, OAUTH_CONN, {"Authorization": _basic("x", PLACEHOLDER)}, {}, {"Authorization": _basic("x", TOKEN)}, {}), id="oauth-inside-basic"),
+    pytest.param(Case(X, OAUTH_CONN, {"X-Custom": PLACEHOLDER}, {}, {"X-Custom": TOKEN, "Authorization": f"Bearer {TOKEN}"}, {}), id="placeholder-in-other-header"),
+    pytest.param(Case(_provider(header_name="X-Api-Key", header_prefix=""), KEY_CONN, {}, {}, {"X-Api-Key": KEY}, {}), id="key-header-added"),
+    pytest.param(Case(_provider(header_name="X-Api-Key", header_prefix=""), KEY_CONN, {"x-api-key": PLACEHOLDER}, {}, {"X-Api-Key": KEY}, {}), id="key-header-case-insensitive"),
+    pytest.param(Case(_provider(), KEY_CONN, {"Authorization": f"Bearer {PLACEHOLDER}"}, {}, {"Authorization": f"Bearer {KEY}"}, {}), id="key-bearer"),
+    pytest.param(Case(_provider(**{"in": "query", "query_param": "api_key"}), KEY_CONN, {}, {"q": "coffee"}, {}, {"q": "coffee", "api_key": KEY}), id="query-added"),
+    pytest.param(Case(_provider(**{"in": "query", "query_param": "api_key"}), KEY_CONN, {}, {"api_key": PLACEHOLDER}, {}, {"api_key": KEY}), id="query-swapped"),
+    pytest.param(Case(_provider(**{"in": "query", "query_param": "api_key"}), KEY_CONN, {}, {"api_key": "mine"}, {}, {"api_key": "mine"}), id="query-own-left-alone"),
+    pytest.param(Case(_provider(**{"in": "basic", "basic_username_field": "account",
+                                   "extra_fields": [{"name": "account", "label": "Account", "secret": False}]}),
+                      KEY_CONN, {}, {}, {"Authorization": _basic("AC123", KEY)}, {}), id="basic-added"),
+    pytest.param(Case(_provider(**{"in": "basic", "basic_username_field": "account",
+                                   "extra_fields": [{"name": "account", "label": "Account", "secret": False}]}),
+                      KEY_CONN, {"Authorization": _basic("AC123", PLACEHOLDER)}, {}, {"Authorization": _basic("AC123", KEY)}, {}), id="basic-swapped"),
+    pytest.param(Case(_provider(header_name="DD-API-KEY", header_prefix="",
+                                extra_fields=[{"name": "app_key", "label": "App key", "header_name": "DD-APPLICATION-KEY"}]),
+                      KEY_CONN, {"DD-API-KEY": PLACEHOLDER, "DD-APPLICATION-KEY": PLACEHOLDER}, {},
+                      {"DD-API-KEY": KEY, "DD-APPLICATION-KEY": "real-app-key"}, {}), id="two-headers-each-own-secret"),
+]
+
+
+@pytest.mark.invariant
+@pytest.mark.parametrize("case", CASES)
+def test_injection_decision(case: Case):
+    request = tutils.treq(host="api.acme.test", port=443, path="/v1/things", headers=())
+    request.headers.clear()
+    for k, v in case.headers.items():
+        request.headers[k] = v
+    for k, v in case.query.items():
+        request.query[k] = v
+    before_headers = dict(request.headers)
+    before_query = dict(request.query)
+    changed = injection.apply(request, case.provider, case.conn)
+    assert {k.lower(): v for k, v in request.headers.items()} == {k.lower(): v for k, v in case.want_headers.items()}
+    assert dict(request.query) == case.want_query
+    # What is kept to undo the change never holds a secret ...
+    assert TOKEN not in json.dumps(changed) and KEY not in json.dumps(changed)
+    # ... and undoing restores exactly what the child sent.
+    injection.undo(request, changed)
+    assert dict(request.headers) == before_headers
+    assert dict(request.query) == before_query
