@@ -105,3 +105,75 @@ def trusting_env(test_ca) -> dict:
     """The environment of a user whose machine trusts the test CA (as a corporate CA would be)."""
     return {"SSL_CERT_FILE": str(test_ca.cert), "REQUESTS_CA_BUNDLE": str(test_ca.cert),
             "CURL_CA_BUNDLE": str(test_ca.cert)}
+
+
+X_HOSTS = ["twitter.com", "api.twitter.com", "api.x.com"]
+
+
+@pytest.fixture(scope="session")
+def login_port() -> int:
+    """127.0.0.1:7998, the seed's address, when it is free; another free port otherwise."""
+    import socket
+
+    for port in (7998, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError("no free port")
+
+
+@pytest.fixture(scope="session")
+def oauth_server(test_ca, login_port, tmp_path_factory):
+    """oidc-provider standing in for all of X: twitter.com (authorize), api.twitter.com (token, API).
+
+    The issuer is https://twitter.com; clients reach it through AUTHSOME_RESOLVE /
+    --resolve and the browser through its host map, so the bundled `x`
+    definition is used unchanged.
+    """
+    from tests.support.oidc import X_ROUTES, default_clients, oidc_server_available, start_oidc_server
+
+    if not oidc_server_available():
+        pytest.fail("the test OAuth server is not installed: run `bash scripts/setup`")
+    server = start_oidc_server(
+        tmp_path_factory.mktemp("oidc"), test_ca, hostnames=X_HOSTS, issuer="https://twitter.com",
+        clients=default_clients([f"http://127.0.0.1:{login_port}/auth/callback/oauth"]),
+        routes=X_ROUTES, access_token_ttl=600,
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def oauth(oauth_server):
+    oauth_server.reset()
+    yield oauth_server
+    if oauth_server.process is None or oauth_server.process.poll() is not None:
+        pytest.fail(f"the OAuth server died:\n{oauth_server.log}")
+
+
+@pytest.fixture
+def x_env(oauth_server, trusting_env, login_port) -> dict:
+    """Environment for CLI processes that talk to the X stand-in."""
+    resolve = " ".join(f"{h}:443:127.0.0.1:{oauth_server.port}" for h in X_HOSTS)
+    return {**trusting_env, "AUTHSOME_RESOLVE": resolve, "AUTHSOME_LOGIN_PORT": str(login_port)}
+
+
+@pytest.fixture(scope="session")
+def _chromium(oauth_server):
+    from tests.support.browser import launch_browser
+
+    host_map = {h: f"127.0.0.1:{oauth_server.port}" for h in X_HOSTS}
+    with launch_browser(trust=[oauth_server.leaf], host_map=host_map) as context:
+        yield context
+
+
+@pytest.fixture
+def browser(_chromium):
+    """A page of headless Chromium that reaches the X stand-in; cookies cleared per test."""
+    _chromium.clear_cookies()
+    page = _chromium.new_page()
+    yield page
+    page.close()

@@ -152,6 +152,7 @@ def _login_port() -> int:
 
 
 def _login_api_key(provider, args):
+    """The key from (in order) its env_var, piped stdin, the local form, a hidden prompt."""
     from authsome.flows import api_key
 
     values = api_key.from_env(provider, os.environ)
@@ -159,17 +160,25 @@ def _login_api_key(provider, args):
         # Piped: one value per line, in the order `authsome inspect` lists them.
         values = {f.name: sys.stdin.readline().strip() for f in api_key.fields(provider)}
         if not values.get("api_key"):
-            raise LoginError("No API key arrived on standard input.", f"pipe the key in: printf '%s' \"$KEY\" | authsome login {provider.name}")
+            raise LoginError("No API key arrived on standard input.",
+                             f"pipe the key in: printf '%s' \"$KEY\" | authsome login {provider.name}")
     if values is None:
-        if os.environ.get("CI", "").lower() == "true":
+        reason = _headless()
+        if reason:
             env = provider.api_key.env_var if provider.api_key else None
             raise NeedsInteraction(
-                f"No API key for '{provider.name}' and nobody to ask (CI=true).",
+                f"No API key for '{provider.name}' and nobody to ask ({reason}).",
                 f"set {env} or pipe the key on stdin" if env else "pipe the key on stdin",
             )
+        if not args.no_browser:
+            from authsome.cli.terminal import TerminalInteraction
+
+            values = api_key.collect_with_form(provider, TerminalInteraction(), port=_login_port(), timeout=args.timeout)
+    if values is None:
         values = {}
         for f in api_key.fields(provider):
-            render.note(f"{f.label}" + (f" ({f.hint})" if f.hint else ""))
+            if f.hint:
+                render.note(f.hint)
             values[f.name] = render.hidden_prompt(f.label) if f.secret else input(f"{f.label}: ")
     return api_key.build_connection(provider, values, args.connection)
 

@@ -69,3 +69,31 @@ def build_connection(provider: Provider, values: Mapping[str, str], connection: 
         extra=checked,
         flow="api_key",
     )
+
+
+def collect_with_form(provider: Provider, ui, *, port: int, timeout: float) -> dict[str, str] | None:
+    """Ask for the key in the local page (masked fields); None when no browser could open it."""
+    from authsome.flows.form_server import FormField, FormRejected, LoginPage
+
+    wanted = fields(provider)
+
+    def on_submit(values: dict[str, str]) -> None:
+        for f in wanted:
+            try:
+                values[f.name] = check(provider, f, values.get(f.name, ""))
+            except LoginError as exc:
+                raise FormRejected(f"{exc.message} {exc.hint or ''}".strip()) from None
+        return None
+
+    page = LoginPage(
+        port=port,
+        title=f"Connect {provider.display_name}",
+        intro=f"Paste your {provider.display_name} credentials. They are stored encrypted in your local vault.",
+        fields=[FormField(f.name, f.label, secret=f.secret, hint=f.hint) for f in wanted],
+        on_submit=on_submit,
+    )
+    with page:
+        if not ui.open_browser(page.url):
+            return None
+        ui.notice(f"Opened {page.url} in the browser; waiting up to {int(timeout)} s.")
+        return page.wait(timeout)

@@ -175,6 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- plumbing ----------------------------------------------------------------
 
     def _send(self, status: int, body: bytes = b"", *, nonce: str = "", location: str | None = None) -> None:
+        """Send a complete response (flushed before returning)."""
         self.send_response(status)
         targets = " ".join(self.login.form_targets)
         self.send_header(
@@ -184,7 +185,9 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self.send_header("X-Frame-Options", "DENY")
         self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Referrer-Policy", "no-referrer")
+        # "same-origin", not "no-referrer": with no-referrer browsers send `Origin: null` on
+        # our own form posts, and the Origin check could not tell them from a sandboxed attacker.
+        self.send_header("Referrer-Policy", "same-origin")
         self.send_header("Cache-Control", "no-store")
         if location:
             self.send_header("Location", location)
@@ -195,6 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if body and self.command != "HEAD":
             self.wfile.write(body)
+        self.wfile.flush()
 
     def _result(self, status: int, ok: bool, title: str, message: str, detail: str | None = None) -> None:
         nonce = secrets.token_urlsafe(12)
@@ -253,15 +257,17 @@ class _Handler(BaseHTTPRequestHandler):
         if not query:
             self._result(400, False, "Nothing to do", "This address expects the provider's redirect.")
             return
+        # The page is sent before the outcome is recorded: the CLI may exit as soon
+        # as it learns the outcome, and the browser must still get its answer.
         try:
             assert self.login.on_callback is not None
             message = self.login.on_callback(query)
         except AuthsomeError as exc:
-            self.login.finish(error=exc)
             self._result(400, False, "Login failed", exc.message, exc.hint)
+            self.login.finish(error=exc)
         else:
-            self.login.finish(message)
             self._result(200, True, "Logged in", message)
+            self.login.finish(message)
         self._closing()
 
     def do_POST(self) -> None:
@@ -302,15 +308,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._form(400, str(exc), values)
             return
         except AuthsomeError as exc:
-            self.login.finish(error=exc)
             self._result(400, False, "Login failed", exc.message, exc.hint)
+            self.login.finish(error=exc)
             self._closing()
             return
         if next_url:
             self._send(303, location=next_url)
         else:
-            self.login.finish(values)
             self._result(200, True, "Saved", "The credentials were stored in your authsome vault.")
+            self.login.finish(values)
             self._closing()
 
 

@@ -97,17 +97,18 @@ def oidc_server_available() -> bool:
 
 @dataclass
 class OidcServer:
-    url: str  # base URL == issuer, e.g. https://127.0.0.1:41234
+    url: str  # where the server listens, e.g. https://127.0.0.1:41234
     ca_path: str  # PEM of the CA that signed the server cert: verify=ca_path
     leaf: Leaf
     config: dict[str, Any]
     config_path: Path
     log_path: Path
+    issuer_url: str = ""  # the configured issuer; equals url unless overridden
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
     def issuer(self) -> str:
-        return self.url
+        return self.issuer_url or self.url
 
     @property
     def port(self) -> int:
@@ -143,6 +144,17 @@ class OidcServer:
     def stats(self) -> dict[str, Any]:
         with self.client() as c:
             r = c.get("/__test/stats")
+            r.raise_for_status()
+            return r.json()
+
+    def issue(self, client_id: str = "confidential-basic", account: str = "alice",
+              scope: str | None = None, revoke_access: bool = False) -> dict[str, Any]:
+        """A fresh grant's tokens, minted server-side (see server.mjs `issue`)."""
+        body: dict[str, Any] = {"client_id": client_id, "account": account, "revoke_access": revoke_access}
+        if scope:
+            body["scope"] = scope
+        with self.client() as c:
+            r = c.post("/__test/issue", json=body)
             r.raise_for_status()
             return r.json()
 
@@ -232,7 +244,9 @@ def start_oidc_server(
         while True:
             for line in server.log.splitlines():
                 if line.startswith("READY "):
-                    server.url = line.split(" ", 1)[1].strip().rstrip("/")
+                    _, issuer_url, bound = line.split()
+                    server.url = f"https://127.0.0.1:{bound}"
+                    server.issuer_url = issuer_url.rstrip("/")
                     return server
             if server.process.poll() is not None:
                 raise RuntimeError(

@@ -3,7 +3,7 @@
 //
 //   node server.mjs <config.json>        (or OIDC_CONFIG=<config.json> node server.mjs)
 //
-// Prints "READY <url>" on stdout once listening. Everything lives in memory; the
+// Prints "READY <issuer> <port>" on stdout once listening. Everything lives in memory; the
 // process is meant to be started per test session and killed afterwards.
 // Config keys (JSON):
 //   cert, key           PEM paths for the HTTPS listener (required)
@@ -260,6 +260,29 @@ async function api(req, res, path) {
   return json(res, 201, { data: { id: randomBytes(8).readBigUInt64BE().toString(), ...parsed } });
 }
 
+// Mint a grant with an access and a refresh token for a static client, as if the
+// authorization code flow had just run: lets proxy tests start from a fresh grant
+// without a browser. With revoke_access, the access token is destroyed at once, so
+// the API answers 401 to it while authsome still believes it valid.
+async function issue(req, res) {
+  const body = JSON.parse((await readBody(req)) || '{}');
+  const client = await provider.Client.find(body.client_id || '');
+  if (!client) return json(res, 400, { error: 'unknown client_id' });
+  const accountId = body.account || 'alice';
+  const scope = body.scope || 'tweet.read users.read offline.access';
+  const grant = new provider.Grant({ clientId: client.clientId, accountId });
+  grant.addOIDCScope(scope);
+  const grantId = await grant.save();
+  const base = { accountId, client, grantId, scope, gty: 'authorization_code' };
+  const at = new provider.AccessToken(base);
+  const accessToken = await at.save();
+  const refreshToken = await new provider.RefreshToken({ ...base, rotations: 0 }).save();
+  if (body.revoke_access) await at.destroy();
+  return json(res, 200, {
+    access_token: accessToken, refresh_token: refreshToken, token_type: 'Bearer', expires_in: accessTokenTtl, scope,
+  });
+}
+
 async function handle(req, res) {
   const path = new URL(req.url, issuer).pathname;
   if (path === '/__test/stats' && req.method === 'GET') return json(res, 200, stats);
@@ -267,6 +290,7 @@ async function handle(req, res) {
     stats = emptyStats();
     return json(res, 200, { ok: true });
   }
+  if (path === '/__test/issue' && req.method === 'POST') return issue(req, res);
   // Protocol routes win (a routes override may live under the API prefix, e.g. X's
   // token endpoint /2/oauth2/token), so only exact API paths are diverted.
   if (path === `${apiPrefix}/users/me` || path === `${apiPrefix}/tweets`) return api(req, res, path);
@@ -281,4 +305,4 @@ for (const sig of ['SIGTERM', 'SIGINT']) {
   });
 }
 
-console.log(`READY ${issuer}`);
+console.log(`READY ${issuer} ${port}`);
