@@ -177,3 +177,28 @@ def browser(_chromium):
     page = _chromium.new_page()
     yield page
     page.close()
+
+
+@pytest.fixture
+def connect_x(oauth, home):
+    """Store an X connection whose tokens the stand-in just issued (a fresh grant each call).
+
+    `revoke_access`: the API already refuses the access token (authsome does not know).
+    `expires_in`: what authsome believes about the access token's lifetime.
+    """
+    import time
+
+    from authsome.models import ClientCredentials, Connection
+    from authsome.vault import Vault
+
+    def make(*, name: str = "default", revoke_access: bool = False, expires_in: float = 600,
+             account: str = "alice") -> dict:
+        tokens = oauth.issue(revoke_access=revoke_access, account=account)
+        vault = Vault.open()
+        vault.put_client(ClientCredentials(provider="x", client_id="confidential-basic", client_secret="basic-secret"))
+        vault.put_connection(Connection(
+            provider="x", name=name, access_token=tokens["access_token"], refresh_token=tokens["refresh_token"],
+            token_type="Bearer", expires_at=time.time() + expires_in, scopes=tuple(tokens["scope"].split())))
+        return tokens
+
+    return make

@@ -158,6 +158,15 @@ class OidcServer:
             r.raise_for_status()
             return r.json()
 
+    def delay_token_endpoint(self, ms: int) -> None:
+        """Hold token requests `ms` milliseconds before processing them (0: off)."""
+        with self.client() as c:
+            c.post("/__test/delay", json={"token_ms": ms}).raise_for_status()
+
+    def token_requests_waiting(self) -> int:
+        with self.client() as c:
+            return c.get("/__test/waiting").json()["token"]
+
     def reset(self) -> None:
         with self.client() as c:
             c.post("/__test/reset").raise_for_status()

@@ -143,7 +143,22 @@ provider.on('refresh_token.consumed', () => { stats.refresh_tokens_consumed += 1
 
 // Counts protocol endpoint outcomes. Runs around oidc-provider's own router, so
 // ctx.oidc (route name, parsed params) is populated once next() returns.
+// Test hook: hold token requests for `tokenDelayMs` before oidc-provider sees
+// them, and drop them if the client went away meanwhile (as a real server that
+// never read the request would), so a client killed mid-refresh consumed nothing.
+let tokenDelayMs = 0;
+let tokenWaiting = 0;
 provider.use(async (ctx, next) => {
+  if (tokenDelayMs && ctx.method === 'POST' && ctx.path === (cfg.routes?.token || '/token')) {
+    tokenWaiting += 1;
+    await new Promise((resolve) => { setTimeout(resolve, tokenDelayMs); });
+    tokenWaiting -= 1;
+    if (ctx.req.destroyed || ctx.req.socket.destroyed) {
+      stats.token_requests_dropped = (stats.token_requests_dropped || 0) + 1;
+      ctx.status = 499;
+      return;
+    }
+  }
   await next();
   const route = ctx.oidc?.route;
   const error = ctx.status >= 400 ? (ctx.body?.error || `http_${ctx.status}`) : undefined;
@@ -288,9 +303,15 @@ async function handle(req, res) {
   if (path === '/__test/stats' && req.method === 'GET') return json(res, 200, stats);
   if (path === '/__test/reset' && req.method === 'POST') {
     stats = emptyStats();
+    tokenDelayMs = 0;
     return json(res, 200, { ok: true });
   }
   if (path === '/__test/issue' && req.method === 'POST') return issue(req, res);
+  if (path === '/__test/delay' && req.method === 'POST') {
+    tokenDelayMs = JSON.parse((await readBody(req)) || '{}').token_ms || 0;
+    return json(res, 200, { token_ms: tokenDelayMs });
+  }
+  if (path === '/__test/waiting' && req.method === 'GET') return json(res, 200, { token: tokenWaiting });
   // Protocol routes win (a routes override may live under the API prefix, e.g. X's
   // token endpoint /2/oauth2/token), so only exact API paths are diverted.
   if (path === `${apiPrefix}/users/me` || path === `${apiPrefix}/tweets`) return api(req, res, path);

@@ -1,0 +1,120 @@
+"""The Refresh addon through `authsome run`: 401 -> one refresh -> the same request again.
+
+The bundled `x` definition is used unchanged; --resolve sends api.twitter.com
+(the API and the token endpoint) to the oidc-provider stand-in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from authsome.vault import Vault
+from tests.conftest import AUTHSOME, X_HOSTS, run_cli
+
+ME = "https://api.twitter.com/2/users/me"
+
+
+def resolve_args(oauth) -> list[str]:
+    out = []
+    for host in X_HOSTS:
+        out += ["--resolve", f"{host}:443:127.0.0.1:{oauth.port}"]
+    return out
+
+
+def test_401_refreshes_once_and_the_child_sees_200(oauth, connect_x, trusting_env):
+    issued = connect_x(revoke_access=True)  # the API already refuses the stored token
+    r = run_cli(["run", *resolve_args(oauth), "--", "curl", "-sS", "-w", "\n%{http_code}", ME], env=trusting_env)
+    body, status = r.out.rsplit("\n", 1)
+    assert (r.code, status) == (0, "200"), r.err
+    assert json.loads(body)["data"]["username"] == "alice"
+    stats = oauth.stats()
+    assert stats["grants"]["refresh_token"]["success"] == 1
+    seen = stats["api_authorization_headers"]
+    assert seen[0] == f"Bearer {issued['access_token']}" and seen[1] != seen[0] and len(seen) == 2
+    stored = Vault.open().get_connection("x")
+    assert seen[1] == f"Bearer {stored.access_token}" and stored.refresh_token != issued["refresh_token"]
+    for secret in (issued["access_token"], issued["refresh_token"], stored.access_token, stored.refresh_token):
+        assert secret not in r.out + r.err
+
+
+def test_post_with_a_body_is_resent_intact(oauth, connect_x, trusting_env):
+    connect_x(revoke_access=True)
+    tweet = json.dumps({"text": "hello from an agent " + "x" * 2000})
+    r = run_cli(["run", *resolve_args(oauth), "--", "curl", "-sS", "-X", "POST", "-H", "Content-Type: application/json",
+                 "--data-binary", "@-", "https://api.twitter.com/2/tweets"], env=trusting_env, input=tweet)
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["data"]["text"] == json.loads(tweet)["text"]
+    assert oauth.stats()["grants"]["refresh_token"]["success"] == 1
+
+
+def test_expiring_token_is_refreshed_before_the_request(oauth, connect_x, trusting_env):
+    issued = connect_x(expires_in=5)  # inside the 60 s leeway
+    r = run_cli(["run", *resolve_args(oauth), "--", "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", ME],
+                env=trusting_env)
+    assert r.out == "200"
+    seen = oauth.stats()["api_authorization_headers"]
+    assert len(seen) == 1 and seen[0] != f"Bearer {issued['access_token']}"  # no 401 round trip
+
+
+@pytest.mark.invariant
+def test_rejected_refresh_gives_the_child_the_401_and_says_what_to_run(oauth, connect_x, trusting_env, cli):
+    issued = connect_x(revoke_access=True)
+    with oauth.client() as c:
+        c.post("/2/oauth2/token", data={"grant_type": "refresh_token", "refresh_token": issued["refresh_token"]},
+               auth=("confidential-basic", "basic-secret")).raise_for_status()
+    r = run_cli(["run", *resolve_args(oauth), "--", "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", ME],
+                env=trusting_env)
+    assert r.out == "401"
+    assert "authsome login x --force" in r.err
+    assert issued["refresh_token"] not in r.err
+    assert cli(["get", "x", "--field", "status"]).out == "invalid\n"
+
+
+@pytest.mark.invariant
+@pytest.mark.slow
+def test_ten_runs_with_a_dead_token_all_succeed_with_one_refresh(oauth, connect_x, trusting_env):
+    connect_x(revoke_access=True)
+    env = {**os.environ, **trusting_env}
+    procs = [subprocess.Popen([*AUTHSOME, "run", *resolve_args(oauth), "--", "curl", "-sS", "-o", "/dev/null",
+                               "-w", "%{http_code}", ME], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(10)]
+    results = [p.communicate(timeout=180) for p in procs]
+    assert [out for out, _ in results] == ["200"] * 10, [err for _, err in results]
+    assert oauth.stats()["grants"]["refresh_token"] == {"success": 1, "error": 0, "errors": {}}
+
+
+@pytest.mark.invariant
+def test_kill_9_during_a_refresh_leaves_a_readable_vault_and_a_working_connection(oauth, connect_x, trusting_env):
+    connect_x(revoke_access=True)
+    oauth.delay_token_endpoint(5000)
+    env = {**os.environ, **trusting_env}
+    proc = subprocess.Popen([*AUTHSOME, "run", *resolve_args(oauth), "--", "curl", "-sS", ME], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    import time
+
+    deadline = time.monotonic() + 30
+    while oauth.token_requests_waiting() == 0:  # the refresh is in flight, the vault lock held
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    oauth.delay_token_endpoint(0)
+    conn = Vault.open().get_connection("x")  # readable, not damaged
+    assert conn.state == "connected"
+    r = run_cli(["run", *resolve_args(oauth), "--", "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", ME],
+                env=trusting_env, timeout=60)
+    assert r.out == "200", r.err
+
+
+def test_refresh_streams_other_responses_and_keeps_the_childs_own_token(oauth, connect_x, trusting_env):
+    connect_x(revoke_access=True)
+    r = run_cli(["run", *resolve_args(oauth), "--", "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                 "-H", "Authorization: Bearer my-own-token", ME], env=trusting_env)
+    assert r.out == "401"  # not ours to refresh
+    assert "refresh_token" not in oauth.stats()["grants"]
