@@ -91,7 +91,7 @@ def launch_browser(
         else:
             route.abort("blockedbyclient")
 
-    with sync_playwright() as pw:
+    with _playwright() as pw:
         browser = pw.chromium.launch(executable_path=executable_path, args=args, headless=True)
         try:
             context = browser.new_context(ignore_https_errors=ignore_https_errors)
@@ -101,6 +101,24 @@ def launch_browser(
             context.close()
         finally:
             browser.close()
+
+
+_running = None  # the one Playwright driver of this process (its sync API cannot nest)
+
+
+@contextmanager
+def _playwright():
+    """Share one Playwright driver: several browsers may be open at once in a test session."""
+    global _running
+    if _running is not None:
+        yield _running
+        return
+    with sync_playwright() as pw:
+        _running = pw
+        try:
+            yield pw
+        finally:
+            _running = None
 
 
 def _login_if_asked(page: Page, username: str, password: str) -> None:
