@@ -32,6 +32,8 @@ def declare(loader) -> None:
         ("authsome_home", str, "", "authsome home directory (default: $AUTHSOME_HOME or ~/.authsome)"),
         ("authsome_connections", Sequence[str], [],
          "PROVIDER=CONNECTION pairs to serve; providers not named use their 'default' connection"),
+        ("authsome_resolve", Sequence[str], [],
+         "HOST:PORT:ADDR:PORT entries: connect to ADDR:PORT for HOST:PORT, keeping the name (like curl --resolve)"),
     ]
     for name, typespec, default, help_text in shared:
         if name not in options:

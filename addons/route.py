@@ -35,6 +35,10 @@ class Route:
         )
 
     def configure(self, updated) -> None:
+        if "authsome_resolve" in updated and ctx.options.authsome_resolve:
+            from authsome import resolve
+
+            resolve.install(list(ctx.options.authsome_resolve))
         if {"authsome_home", "authsome_connections"} & updated:
             rt = runtime(ctx.options)
             log.info("routing %s", ", ".join(f"{b.key}: {' '.join(b.provider.api_url)}" for b in rt.bindings) or "nothing")

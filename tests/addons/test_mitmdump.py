@@ -1,0 +1,76 @@
+"""The addons in stock `mitmdump -s ...`, as a user debugging injected traffic would load them."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.addons.conftest import TOKEN
+
+ADDONS = Path(__file__).resolve().parents[2] / "addons"
+MITMDUMP = Path(sys.executable).parent / "mitmdump"
+
+
+@pytest.fixture
+def mitmdump(x_home, api, test_ca, tmp_path):
+    confdir = tmp_path / "conf"
+    confdir.mkdir(mode=0o700)
+    from authsome.certs import ca as run_ca
+    from authsome.providers.routes import parse_routes
+
+    run_ca.create(confdir / "ca", parse_routes(["api.twitter.com", "api.x.com"]))
+    argv = [str(MITMDUMP), "--listen-host", "127.0.0.1", "--listen-port", "0",
+            *[a for name in ("route", "inject", "refresh", "audit", "redact") for a in ("-s", str(ADDONS / f"{name}.py"))],
+            "--set", f"confdir={confdir / 'ca'}", "--set", "upstream_cert=false",
+            "--set", f"ssl_verify_upstream_trusted_ca={test_ca.cert}", "--set", "proxyauth=agent:s3cret",
+            "--set", f"authsome_home={x_home}", "--set", "flow_detail=3",
+            "--set", f"authsome_resolve=api.twitter.com:443:127.0.0.1:{api.port}",
+            "--set", f"authsome_resolve=other.test:443:127.0.0.1:{api.port}"]
+    log = tmp_path / "mitmdump.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "HOME": str(tmp_path)})
+    deadline = time.monotonic() + 30
+    port = None
+    while port is None:
+        m = re.search(r"listening at .*:(\d+)", log.read_text(errors="replace"))
+        if m:
+            port = int(m.group(1))
+        elif proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"mitmdump did not start:\n{log.read_text(errors='replace')}")
+        else:
+            time.sleep(0.05)
+    yield port, log, confdir / "ca" / "authsome-ca-cert.pem", proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.invariant
+def test_stock_mitmdump_injects_for_routed_hosts_and_never_prints_the_token(mitmdump, api, test_ca):
+    port, log, ca_cert, proc = mitmdump
+    proxy = f"http://agent:s3cret@127.0.0.1:{port}"
+    routed = subprocess.run(["curl", "-sS", "--proxy", proxy, "--cacert", str(ca_cert),
+                             "-H", "Authorization: Bearer authsome-proxy-managed", "https://api.twitter.com/2/users/me"],
+                            capture_output=True, text=True, timeout=30)
+    assert routed.returncode == 0, routed.stderr
+    # Not routed: tunnelled, so the client sees the server's own certificate (the test CA's).
+    other = subprocess.run(["curl", "-sS", "--proxy", proxy, "--cacert", str(test_ca.cert), "https://other.test/"],
+                           capture_output=True, text=True, timeout=30)
+    assert other.returncode == 0, other.stderr
+    stranger = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--proxy",
+                               f"http://127.0.0.1:{port}", "http://api.twitter.com/"], capture_output=True, text=True)
+    assert stranger.stdout == "407"
+    seen = {e["sni"]: e["headers"].get("authorization") for e in api.seen}
+    assert seen == {"api.twitter.com": f"Bearer {TOKEN}", "other.test": None}
+    proc.terminate()
+    proc.wait(timeout=10)
+    printed = log.read_text(errors="replace")  # flow_detail=3: every request header is printed
+    assert "api.twitter.com" in printed and "Bearer authsome-proxy-managed" in printed
+    assert TOKEN not in printed
