@@ -9,15 +9,17 @@ vault only when the record's file changed (another process refreshed it).
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from authsome.errors import NotConnected, UsageError
 from authsome.models import Connection, Provider
 from authsome.providers import Registry
-from authsome.providers.routes import Route, parse_routes
+from authsome.providers.routes import Route, normalize_host, parse_routes
 from authsome.vault import Vault
 
 
@@ -35,7 +37,32 @@ class Binding:
         return any(r.matches_host(host, port) for r in self.routes)
 
     def match(self, host: str, port: int, path: str) -> bool:
-        return any(r.matches(host, port, path) for r in self.routes)
+        return any(r.matches(host, port, path) for r in self.routes) and not self.is_oauth_endpoint(host, port, path)
+
+    def is_oauth_endpoint(self, host: str, port: int, path: str) -> bool:
+        """A request to the provider's own token/revocation/device/registration endpoint.
+
+        Several providers serve those on the API host (Dropbox, HubSpot, Notion,
+        Salesforce); a child doing its own OAuth exchange there must not get
+        our token added.
+        """
+        return (normalize_host(host), port, path.split("?", 1)[0].rstrip("/")) in self._oauth_endpoints
+
+    @functools.cached_property
+    def _oauth_endpoints(self) -> frozenset[tuple[str, int, str]]:
+        oauth = self.provider.oauth
+        if oauth is None:
+            return frozenset()
+        base = (oauth.base_url or "").rstrip("/")
+        out = set()
+        for url in (oauth.token_url, oauth.revocation_url, oauth.device_authorization_url,
+                    oauth.registration_endpoint, oauth.authorization_url):
+            if not url or ("{base_url}" in url and not base):
+                continue
+            parts = urlsplit(url.replace("{base_url}", base))
+            if parts.hostname:
+                out.add((normalize_host(parts.hostname), parts.port or 443, parts.path.rstrip("/")))
+        return frozenset(out)
 
 
 def parse_selection(items: list[str] | tuple[str, ...]) -> dict[str, str]:

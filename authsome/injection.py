@@ -32,6 +32,7 @@ class Slot:
     field: str  # credential field that fills it
     prefix: str = ""
     user_field: str | None = None  # Basic: the user-name field
+    user: str = ""  # Basic: a fixed user name, when there is no field
 
     @property
     def key(self) -> str:
@@ -47,7 +48,8 @@ def slots(provider: Provider) -> list[Slot]:
     if cfg.location == "query":
         out = [Slot("query", cfg.query_param or "api_key", "api_key")]
     elif cfg.location == "basic":
-        out = [Slot("basic", "Authorization", "api_key", "Basic", user_field=cfg.basic_username_field)]
+        out = [Slot("basic", "Authorization", "api_key", "Basic", user_field=cfg.basic_username_field,
+                    user=cfg.basic_username or "")]
     else:
         out = [Slot("header", cfg.header_name, "api_key", cfg.header_prefix)]
     out += [Slot("header", f.header_name, f.name, f.header_prefix) for f in cfg.extra_fields if f.header_name]
@@ -56,7 +58,7 @@ def slots(provider: Provider) -> list[Slot]:
 
 def _fresh_value(slot: Slot, conn: Connection, value: str) -> str:
     if slot.kind == "basic":
-        user = conn.credential(slot.user_field) if slot.user_field else ""
+        user = conn.credential(slot.user_field) if slot.user_field else slot.user
         return "Basic " + base64.b64encode(f"{user or ''}:{value}".encode()).decode()
     return f"{slot.prefix} {value}" if slot.prefix else value
 

@@ -36,6 +36,7 @@ class OAuthConfig:
     base_url: str | None = None
     client_auth: Literal["basic", "post", "none"] = "basic"
     authorize_params: dict[str, str] = field(default_factory=dict)
+    token_response_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class ApiKeyConfig:
     location: Literal["header", "query", "basic"] = "header"
     query_param: str | None = None
     basic_username_field: str | None = None
+    basic_username: str | None = None
     extra_fields: tuple[ExtraField, ...] = ()
 
 

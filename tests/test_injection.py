@@ -94,3 +94,21 @@ def test_injection_decision(case: Case):
     injection.undo(request, changed)
     assert dict(request.headers) == before_headers
     assert dict(request.query) == before_query
+
+
+def test_basic_with_a_fixed_user_name():
+    provider = _provider(**{"in": "basic", "basic_username": "anystring"})
+    request = tutils.treq(host="api.acme.test", port=443, path="/", headers=())
+    request.headers.clear()
+    injection.apply(request, provider, KEY_CONN)
+    assert request.headers["Authorization"] == _basic("anystring", KEY)
+
+
+def test_nested_token_response_is_read_from_its_path():
+    from authsome.flows.oauth_client import granted
+    from authsome.models import OAuthConfig
+
+    oauth = OAuthConfig(token_url="https://slack.test/token", scopes=(), token_response_path="authed_user")
+    g = granted({"ok": True, "authed_user": {"access_token": "xoxp-1", "refresh_token": "xoxe-1",
+                                             "expires_in": 60, "scope": "chat:write,users:read"}}, (), oauth, received_at=0)
+    assert (g.access_token, g.refresh_token, g.expires_at, g.scopes) == ("xoxp-1", "xoxe-1", 60.0, ("chat:write", "users:read"))

@@ -326,3 +326,13 @@ def test_several_providers_and_a_chosen_connection(cli, api, home, trusting_env,
     assert acme_echo["headers"]["x-api-key"] == "acme-key" and "authorization" not in acme_echo["headers"]
     bad = run(["--connection", "x=nope", "--", "true"], trusting_env)
     assert bad.code == 4 and "authsome login x --connection nope" in bad.err
+
+
+@pytest.mark.invariant
+def test_childs_own_oauth_exchange_on_the_api_host_gets_no_token(api, x_connected, trusting_env):
+    """X's token endpoint lives on api.twitter.com: a child's own OAuth call there stays its own."""
+    r = run([*api.resolve("api.twitter.com"), "--", "curl", "-sS", "-d", "grant_type=client_credentials",
+             "https://api.twitter.com/2/oauth2/token"], trusting_env)
+    assert r.code == 0, r.err
+    assert "authorization" not in api.seen[0]["headers"]
+    assert TOKEN not in api.everything_seen()

@@ -116,6 +116,10 @@ class Granted:
 
 
 def granted(token: dict[str, Any], requested: tuple[str, ...], oauth: OAuthConfig, received_at: float | None = None) -> Granted:
+    if oauth.token_response_path:
+        for key in oauth.token_response_path.split("."):
+            nested = token.get(key) if isinstance(token, dict) else None
+            token = nested if isinstance(nested, dict) else {}
     if not token.get("access_token"):
         raise LoginError("The token endpoint answered without an access token.", "check the provider definition's token_url")
     now = time.time() if received_at is None else received_at

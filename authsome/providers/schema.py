@@ -144,6 +144,7 @@ def build_provider(raw: dict[str, Any], *, source: str, path: str | None) -> Pro
             base_url=o.get("base_url"),
             client_auth=o.get("client_auth", "basic"),
             authorize_params=dict(o.get("authorize_params", {})),
+            token_response_path=o.get("token_response_path"),
         )
     if "api_key" in raw:
         a = raw["api_key"]
@@ -156,6 +157,7 @@ def build_provider(raw: dict[str, Any], *, source: str, path: str | None) -> Pro
             location=a.get("in", "header"),
             query_param=a.get("query_param"),
             basic_username_field=a.get("basic_username_field"),
+            basic_username=a.get("basic_username"),
             extra_fields=tuple(ExtraField(**f) for f in a.get("extra_fields", ())),
         )
     routes = raw["api_url"]
