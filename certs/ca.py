@@ -29,7 +29,8 @@ from authsome.providers.routes import Route
 # mitmproxy reads the CA (key and certificate, PEM) from this file in its confdir.
 MITMPROXY_CA_FILE = "mitmproxy-ca.pem"
 CA_CERT_FILE = "authsome-ca-cert.pem"
-_LITERAL_SUFFIX = re.compile(r"((?:\\\.[a-z0-9-]+)+)\$?$")
+# The literal domain a pattern ends with: at least two labels, so a subtree is never a bare TLD.
+_LITERAL_SUFFIX = re.compile(r"([a-z0-9-]+(?:\\\.[a-z0-9-]+)+)\$$")
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,12 @@ def subtree_for(route: Route) -> str | None:
     if route.host is not None:
         return route.host
     assert route.pattern is not None
-    source = route.pattern.pattern.rstrip("$")
-    m = _LITERAL_SUFFIX.search(source + "$")
+    m = _LITERAL_SUFFIX.search(route.pattern.pattern)
     if not m:
         return None
-    # `^[a-z0-9-]+\.googleapis\.com$` -> googleapis.com (subtrees include subdomains).
-    return m.group(1).replace("\\.", ".").lstrip(".") or None
+    # `^[a-z0-9-]+\.googleapis\.com$` -> googleapis.com (a subtree includes subdomains). A
+    # subtree narrower than the pattern only makes TLS fail; it can never widen trust.
+    return m.group(1).replace("\\.", ".")
 
 
 def permitted_subtrees(routes: Iterable[Route]) -> tuple[str, ...] | None:
