@@ -1,0 +1,62 @@
+"""More real clients under `authsome run`: aiohttp, git, Node (undici). See the README's table."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from authsome.models import Connection
+from authsome.vault import Vault
+from tests.conftest import run_cli
+
+TOKEN = "client-compat-" + "C" * 24
+NODE_DIR = Path(__file__).resolve().parent / "clients" / "node"
+
+
+@pytest.fixture
+def x_connected(home):
+    Vault.open().put_connection(Connection(provider="x", access_token=TOKEN, expires_at=time.time() + 3600))
+
+
+def test_aiohttp_with_trust_env(api, x_connected, trusting_env):
+    code = textwrap.dedent('''
+        import asyncio, os, aiohttp
+        async def main():
+            async with aiohttp.ClientSession(trust_env=True) as s:
+                async with s.get("https://api.twitter.com/2/users/me",
+                                 headers={"Authorization": "Bearer " + os.environ["X_ACCESS_TOKEN"]}) as r:
+                    print(await r.text())
+        asyncio.run(main())
+    ''')
+    r = run_cli(["run", *api.resolve("api.twitter.com"), "--", sys.executable, "-c", code], env=trusting_env)
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["headers"]["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_git_over_https(api, x_connected, trusting_env, tmp_path):
+    # The stand-in is not a git server: what matters is that git went through the proxy,
+    # trusted the run's CA (GIT_SSL_CAINFO) and the request carried the injected token.
+    r = run_cli(["run", *api.resolve("api.twitter.com"), "--", "git", "ls-remote",
+                 "https://api.twitter.com/agent/repo.git"], env=trusting_env, cwd=tmp_path)
+    assert "SSL" not in r.err and "certificate" not in r.err, r.err
+    first = api.seen[0]
+    assert first["path"].startswith("/agent/repo.git/info/refs")
+    assert first["headers"]["authorization"] == f"Bearer {TOKEN}"
+    assert first["headers"]["user-agent"].startswith("git/")
+
+
+def test_node_fetch_through_undici_env_agent(api, x_connected, trusting_env):
+    assert shutil.which("node"), "node is part of the machine image"
+    if not (NODE_DIR / "node_modules" / "undici").is_dir():
+        pytest.fail("run `bash scripts/setup` (npm ci in tests/clients/node)")
+    r = run_cli(["run", *api.resolve("api.twitter.com"), "--", "node", str(NODE_DIR / "fetch.mjs"),
+                 "https://api.twitter.com/2/users/me"], env=trusting_env)
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["headers"]["authorization"] == f"Bearer {TOKEN}"
