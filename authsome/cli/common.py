@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
-from authsome import paths
-from authsome.providers import Registry
-from authsome.vault import Vault
+if TYPE_CHECKING:  # imported on first use: `authsome --help` needs neither
+    from authsome.providers import Registry
+    from authsome.vault import Vault
 
 
 @functools.cache
 def registry() -> Registry:
+    from authsome import paths
+    from authsome.providers import Registry
+
     paths.ensure_home()
     return Registry()
 
 
 @functools.cache
 def vault() -> Vault:
+    from authsome.vault import Vault
+
     return Vault.open()
 
 

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import stat
 import sys
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from authsome import render
 from authsome.cli.common import add_json, registry, vault
 
 
-@dataclass
-class Check:
+class Check(NamedTuple):
     name: str
     ok: bool
     detail: str
@@ -85,6 +83,8 @@ def _provider_checks() -> list[Check]:
 def _runtime_checks() -> list[Check]:
     from importlib import metadata
 
+    import socket
+
     out = [Check("python", sys.version_info >= (3, 12), sys.version.split()[0])]
     try:
         out.append(Check("mitmproxy", True, metadata.version("mitmproxy")))
@@ -103,7 +103,7 @@ def cmd_doctor(args) -> int:
     checks = _runtime_checks() + _home_checks() + _vault_checks() + _provider_checks()
     failed = [c for c in checks if not c.ok and c.severity == "error"]
     if args.json:
-        render.as_json({"ok": not failed, "checks": [c.__dict__ for c in checks]})
+        render.as_json({"ok": not failed, "checks": [c._asdict() for c in checks]})
     else:
         for c in checks:
             mark = "ok  " if c.ok else ("FAIL" if c.severity == "error" else "warn")

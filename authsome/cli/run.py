@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from authsome import render
@@ -47,18 +46,20 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_run)
 
 
-class _Prefixed(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return f"authsome: {record.getMessage()}"
-
-
 def _authsome_logs_to_stderr() -> None:
+    """authsome's own warnings during a run (an invalid connection, a failed refresh) go to stderr."""
+    import logging
+
+    class Prefixed(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return f"authsome: {record.getMessage()}"
+
     logger = logging.getLogger("authsome")
     logger.setLevel(logging.WARNING)
     logger.propagate = False
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(_Prefixed())
+        handler.setFormatter(Prefixed())
         logger.addHandler(handler)
 
 

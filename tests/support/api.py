@@ -33,6 +33,7 @@ RELEASE_TIMEOUT = 30.0
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
     server: _Server
 
     def log_message(self, *args) -> None:
