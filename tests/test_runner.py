@@ -336,3 +336,49 @@ def test_childs_own_oauth_exchange_on_the_api_host_gets_no_token(api, x_connecte
     assert r.code == 0, r.err
     assert "authorization" not in api.seen[0]["headers"]
     assert TOKEN not in api.everything_seen()
+
+
+def test_the_terminal_passes_through(x_connected, trusting_env):
+    from tests.support.terminal import Terminal
+
+    term = Terminal([*AUTHSOME, "run", "--", sys.executable, "-c",
+                     "import os, sys; print('tty', os.isatty(0), os.isatty(1), os.isatty(2)); print(input('name? '))"],
+                    trusting_env)
+    try:
+        term.read_until("name? ")
+        term.type("agent\n")
+        assert term.wait() == 0
+    finally:
+        term.close()
+    out = term.output.decode()
+    assert "tty True True True" in out and "agent" in out
+
+
+@pytest.mark.invariant
+def test_upstream_tls_is_always_verified(api, x_connected, test_ca):
+    """Without the test CA in the parent's trust, the stand-in is an impostor: 502, no token sent."""
+    r = run([*api.resolve("api.twitter.com"), "--", "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+             "https://api.twitter.com/2/users/me"], {"SSL_CERT_FILE": "", "REQUESTS_CA_BUNDLE": "", "CURL_CA_BUNDLE": ""})
+    assert r.out == "502"
+    assert api.seen == []  # the request never left the proxy
+
+
+def test_parent_https_proxy_is_chained_not_dropped(api, x_connected, trusting_env):
+    from tests.support.corp_proxy import CorpProxy
+
+    corp = CorpProxy({"api.twitter.com": ("127.0.0.1", api.port), "other.test": ("127.0.0.1", api.port)},
+                     credentials=("corp-user", "corp-pass"))
+    try:
+        env = {**trusting_env, "HTTPS_PROXY": f"http://corp-user:corp-pass@127.0.0.1:{corp.port}",
+               "NO_PROXY": "intranet.corp.test"}
+        r = run(["--", "sh", "-c", 'echo "$NO_PROXY"; curl -sS https://api.twitter.com/2/users/me; echo; '
+                 'curl -sS https://other.test/'], env)
+    finally:
+        corp.close()
+    assert r.code == 0, r.err
+    no_proxy, routed, other = r.out.splitlines()
+    assert "intranet.corp.test" in no_proxy.split(",")
+    assert json.loads(routed)["headers"]["authorization"] == f"Bearer {TOKEN}"
+    assert "authorization" not in json.loads(other)["headers"]
+    assert ("api.twitter.com:443", True) in corp.connects and ("other.test:443", True) in corp.connects
+    assert "corp-pass" not in r.out

@@ -279,3 +279,32 @@ def test_names_that_could_escape_the_vault_are_refused(home):
     for provider, name in [("../x", "default"), ("x", "../../etc"), ("x", ".hidden"), ("X", "a")]:
         with pytest.raises(UsageError):
             v.put_connection(Connection(provider=provider, name=name))
+
+
+KILLED_WRITER = textwrap.dedent('''
+    import sys
+    from authsome.models import Connection
+    from authsome.vault import Vault
+    v = Vault.open()
+    i = 0
+    while True:
+        v.put_connection(Connection(provider="x", access_token=f"token-{i}", account="w" * 4000))
+        if i == 0:
+            print("writing", flush=True)
+        i += 1
+''')
+
+
+@pytest.mark.invariant
+def test_kill_9_in_the_middle_of_writes_leaves_a_readable_record(home, tmp_path):
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_WRITER)
+    for _ in range(5):
+        proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "writing"
+        proc.kill()  # SIGKILL, wherever it is: mid-encryption, mid-write, mid-rename
+        proc.wait()
+        conn = Vault.open().get_connection("x")
+        assert conn.access_token.startswith("token-")
+    leftovers = [p.name for p in (home / "vault" / "x").iterdir() if p.name.startswith(".tmp-")]
+    assert len(leftovers) <= 5  # at most one abandoned temporary file per kill, never read

@@ -118,3 +118,29 @@ def test_refresh_streams_other_responses_and_keeps_the_childs_own_token(oauth, c
                  "-H", "Authorization: Bearer my-own-token", ME], env=trusting_env)
     assert r.out == "401"  # not ours to refresh
     assert "refresh_token" not in oauth.stats()["grants"]
+
+
+def test_a_slow_refresh_does_not_hold_up_other_traffic(oauth, api, connect_x, trusting_env):
+    connect_x(revoke_access=True)
+    oauth.delay_token_endpoint(8000)
+    child = f'''
+import json, threading, time, requests
+result = {{}}
+def slow():
+    result["me"] = requests.get("{ME}", timeout=60).status_code
+t = threading.Thread(target=slow)
+t.start()
+waiting = lambda: requests.get("{oauth.url}/__test/waiting", timeout=5).json()["token"]
+deadline = time.monotonic() + 30
+while waiting() == 0:  # the refresh is now held at the token endpoint
+    assert time.monotonic() < deadline
+    time.sleep(0.05)
+other = requests.get("https://other.test/", timeout=10).status_code
+still_waiting = waiting()
+t.join()
+print(json.dumps({{"other": other, "refresh_pending_meanwhile": still_waiting, "me": result["me"]}}))
+'''
+    r = run_cli(["run", *resolve_args(oauth), *api.resolve("other.test"), "--", sys.executable, "-c", child],
+                env=trusting_env, timeout=90)
+    assert r.code == 0, r.err
+    assert json.loads(r.out) == {"other": 200, "refresh_pending_meanwhile": 1, "me": 200}

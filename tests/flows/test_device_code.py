@@ -91,3 +91,18 @@ def test_ctrl_c_cancels_cleanly(home, oauth, acme):
 def test_device_flow_refused_where_unsupported(home, x_env):
     r = run_cli(["login", "x", "--flow", "device_code"], env=x_env)
     assert r.code == 2 and "does not support the device flow" in r.err
+
+
+def test_slow_down_makes_polling_slower(home, oauth, browser, acme):
+    oauth.slow_down(1)
+    login = LoginProcess(["acme", "--flow", "device_code"], acme)
+    code, uri = _code_and_uri(login)
+    deadline = time.monotonic() + 30
+    while len(oauth.stats().get("token_times", [])) < 2:  # the slow_down, then one more poll
+        assert time.monotonic() < deadline, "authsome stopped polling after slow_down"
+        time.sleep(0.1)
+    oidc_approve_device(browser, uri, code)
+    assert login.finish().code == 0
+    times = oauth.stats()["token_times"]
+    # RFC 8628 3.5: after slow_down the interval grows by 5 s (it was 1 s).
+    assert times[1] - times[0] >= 6000

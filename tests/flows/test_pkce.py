@@ -267,3 +267,25 @@ def test_default_login_opens_the_browser_from_a_terminal(home, oauth, browser, x
             proc.kill()
         os.close(primary)
     assert run_cli(["get", "x", "--field", "status"], env=x_env).out == "connected\n"
+
+
+def test_templated_definition_needs_and_uses_base_url(home, oauth, browser, x_env, cli, tmp_path):
+    definition = {
+        "name": "selfhosted", "display_name": "Self-hosted", "auth_type": "oauth2", "flow": "pkce",
+        "oauth": {"authorization_url": "{base_url}/i/oauth2/authorize", "token_url": "{base_url}/2/oauth2/token",
+                  "scopes": ["users.read"], "client_auth": "basic"},
+        "api_url": "api.selfhosted.test", "export": {"access_token": "SELFHOSTED_TOKEN"},
+    }
+    (tmp_path / "selfhosted.json").write_text(json.dumps(definition))
+    assert cli(["register", str(tmp_path / "selfhosted.json")]).code == 0
+    env = {**x_env, "SELFHOSTED_CLIENT_ID": CLIENT_ID, "SELFHOSTED_CLIENT_SECRET": CLIENT_SECRET}
+    r = run_cli(["login", "selfhosted", "--no-browser"], env=env)
+    assert r.code == 2 and "--base-url" in r.err
+    login = LoginProcess(["selfhosted", "--no-browser", "--base-url", "https://twitter.com/"], env)
+    authorize = login.url()
+    assert authorize.startswith("https://twitter.com/i/oauth2/authorize?")
+    browser.goto(authorize)
+    oidc_login_and_consent(browser, "kim")
+    done = login.finish()
+    assert done.code == 0, done.err
+    assert json.loads(run_cli(["get", "selfhosted", "--json"], env=env).out)["base_url"] == "https://twitter.com/"

@@ -163,6 +163,11 @@ class OidcServer:
         with self.client() as c:
             c.post("/__test/delay", json={"token_ms": ms}).raise_for_status()
 
+    def slow_down(self, count: int) -> None:
+        """Answer the next `count` token requests with `slow_down`."""
+        with self.client() as c:
+            c.post("/__test/slow_down", json={"count": count}).raise_for_status()
+
     def token_requests_waiting(self) -> int:
         with self.client() as c:
             return c.get("/__test/waiting").json()["token"]

@@ -148,7 +148,19 @@ provider.on('refresh_token.consumed', () => { stats.refresh_tokens_consumed += 1
 // never read the request would), so a client killed mid-refresh consumed nothing.
 let tokenDelayMs = 0;
 let tokenWaiting = 0;
+let slowDownNext = 0; // answer this many token requests with slow_down (RFC 8628 3.5)
 provider.use(async (ctx, next) => {
+  if (slowDownNext > 0 && ctx.method === 'POST' && ctx.path === (cfg.routes?.token || '/token')) {
+    slowDownNext -= 1;
+    stats.token_times = [...(stats.token_times || []), Date.now()];
+    stats.slow_downs = (stats.slow_downs || 0) + 1;
+    ctx.status = 400;
+    ctx.body = { error: 'slow_down', error_description: 'polling too fast' };
+    return;
+  }
+  if (ctx.method === 'POST' && ctx.path === (cfg.routes?.token || '/token')) {
+    stats.token_times = [...(stats.token_times || []), Date.now()];
+  }
   if (tokenDelayMs && ctx.method === 'POST' && ctx.path === (cfg.routes?.token || '/token')) {
     tokenWaiting += 1;
     await new Promise((resolve) => { setTimeout(resolve, tokenDelayMs); });
@@ -304,6 +316,7 @@ async function handle(req, res) {
   if (path === '/__test/reset' && req.method === 'POST') {
     stats = emptyStats();
     tokenDelayMs = 0;
+    slowDownNext = 0;
     return json(res, 200, { ok: true });
   }
   if (path === '/__test/issue' && req.method === 'POST') return issue(req, res);
@@ -312,6 +325,10 @@ async function handle(req, res) {
     return json(res, 200, { token_ms: tokenDelayMs });
   }
   if (path === '/__test/waiting' && req.method === 'GET') return json(res, 200, { token: tokenWaiting });
+  if (path === '/__test/slow_down' && req.method === 'POST') {
+    slowDownNext = JSON.parse((await readBody(req)) || '{}').count || 0;
+    return json(res, 200, { count: slowDownNext });
+  }
   // Protocol routes win (a routes override may live under the API prefix, e.g. X's
   // token endpoint /2/oauth2/token), so only exact API paths are diverted.
   if (path === `${apiPrefix}/users/me` || path === `${apiPrefix}/tweets`) return api(req, res, path);
