@@ -13,7 +13,7 @@ from typing import Any
 
 from authsome import exports
 from authsome.errors import ConnectionInvalid, NotConnected, ProviderInvalid, TokenExpired
-from authsome.models import Connection, Provider
+from authsome.models import REFRESH_LEEWAY, Connection, Provider
 from authsome.providers import Registry
 from authsome.vault import ConnectionEntry, Vault, check_connection_name
 
@@ -114,24 +114,23 @@ def export_values(registry: Registry, vault: Vault, provider: str | None, connec
     if provider:
         prov = registry.get(provider)
         conn = require(vault, prov, connection or DEFAULT)
-        return exports.real_values(prov, _fresh(conn, prov))
+        return exports.real_values(prov, _fresh(vault, conn, prov))
     values: dict[str, str] = {}
     for entry in vault.list_connections():
         if entry.name != (connection or DEFAULT) or entry.connection is None:
             continue
         prov = registry.get(entry.provider)
         if entry.connection.status() == "connected":
-            values.update(exports.real_values(prov, _fresh(entry.connection, prov)))
+            values.update(exports.real_values(prov, _fresh(vault, entry.connection, prov)))
     return values
 
 
-def _fresh(conn: Connection, provider: Provider) -> Connection:
-    """Refuse to hand out an access token that is already dead."""
-    if conn.is_expired(time.time()) and conn.refresh_token:
-        raise TokenExpired(
-            f"The access token of '{provider.name}' ({conn.name}) expired; export does not refresh it.",
-            f"use `authsome run -- CMD`, which refreshes automatically, or `authsome login {provider.name} --force`",
-        )
+def _fresh(vault: Vault, conn: Connection, provider: Provider) -> Connection:
+    """An exported access token must still work for a while: refresh one that is (nearly) dead."""
+    if conn.auth_type == "oauth2" and conn.refresh_token and conn.is_expired(time.time(), leeway=REFRESH_LEEWAY):
+        from authsome.flows.refresh import refresh
+
+        return refresh(vault, provider, conn.name)
     return conn
 
 

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 REDACTED = "<redacted>"
 PLACEHOLDER = "authsome-proxy-managed"
+# Refresh an access token this many seconds before it expires (authlib's default).
+REFRESH_LEEWAY = 60.0
 
 Status = Literal["connected", "not_connected", "expired", "invalid"]
 

@@ -18,10 +18,10 @@ from authlib.integrations.base_client.errors import OAuthError
 from authsome.errors import ConnectionInvalid, LoginError, NotConnected, TokenExpired
 from authsome.flows import oauth_client
 from authsome.flows.clients import known_client
-from authsome.models import ClientCredentials, Connection, Provider
+from authsome.models import REFRESH_LEEWAY, ClientCredentials, Connection, Provider
 from authsome.vault import Vault
 
-LEEWAY = 60.0  # refresh this many seconds before expiry (authlib's default)
+LEEWAY = REFRESH_LEEWAY
 INVALID_GRANT_REASON = "the provider rejected the refresh token (invalid_grant)"
 
 

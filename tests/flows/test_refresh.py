@@ -95,3 +95,13 @@ def test_ten_processes_refresh_once_and_agree(oauth, connect_x, tmp_path):
     assert len(tokens) == 1
     assert oauth.stats()["grants"]["refresh_token"]["success"] == 1
     assert Vault.open().get_connection("x").access_token == tokens.pop()
+
+
+def test_export_refreshes_a_dead_token_first(oauth, connect_x, cli, x_env):
+    issued = connect_x(expires_in=-1)
+    r = cli(["export", "x"], env=x_env)
+    assert r.code == 0, r.err
+    fresh = Vault.open().get_connection("x")
+    assert r.out == f"export X_ACCESS_TOKEN={fresh.access_token}\n"
+    assert fresh.access_token != issued["access_token"] and fresh.refresh_token not in r.out
+    assert oauth.stats()["grants"]["refresh_token"]["success"] == 1
