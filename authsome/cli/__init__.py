@@ -49,6 +49,13 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # type: ignore[override]
         from authsome.errors import UsageError
 
+        if message.startswith("unrecognized arguments"):
+            # Never echo them: a user may have pasted a secret where no argument belongs.
+            raise UsageError(
+                f"`{self.prog}` got arguments it does not take (not shown, in case one is a secret).",
+                "secrets are never passed as arguments: use the login form, the prompt, stdin or the env var; "
+                f"see `{self.prog} --help`",
+            )
         raise UsageError(message[0].upper() + message[1:] + ".", f"run `{self.prog} --help`")
 
 

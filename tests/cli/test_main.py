@@ -85,3 +85,11 @@ def test_get_with_a_custom_definition_skips_jsonschema_once_validated(cli):
             "print('SCHEMA', 'jsonschema' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.splitlines() == ["not_connected", "SCHEMA False"]
+
+
+def test_a_secret_pasted_as_an_argument_is_not_echoed(cli):
+    secret = "sk-live-" + "9" * 30
+    r = cli(["login", "openai", secret])
+    assert r.code == 2
+    assert secret not in r.both
+    assert "not shown" in r.err
