@@ -41,6 +41,7 @@ class ProxyConfig:
     upstream_proxy: str | None = None  # http://host:port of a proxy to chain to
     upstream_proxy_auth: str | None = None  # user:password for it
     log_file: Path | None = None
+    ui: str | None = None  # "web": mitmproxy's web UI on 127.0.0.1
     extra_options: dict = field(default_factory=dict)
 
 
@@ -48,6 +49,7 @@ class Proxy:
     def __init__(self, config: ProxyConfig):
         self.config = config
         self.port: int | None = None
+        self.web_url: str | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._master = None
@@ -84,7 +86,16 @@ class Proxy:
             upstream_cert=False,  # copying upstream SANs into leaves would break the name constraints
             ssl_verify_upstream_trusted_ca=str(cfg.upstream_trust),
         )
-        m = master.Master(opts)
+        if cfg.ui == "web":
+            m = _web_master(opts)
+            stock = []  # the web master brings mitmproxy's default addons, its view among them
+        else:
+            m = master.Master(opts)
+            stock = [proxyserver.Proxyserver(), next_layer.NextLayer(), tlsconfig.TlsConfig(), proxyauth.ProxyAuth()]
+            if cfg.upstream_proxy_auth:
+                from mitmproxy.addons import upstream_auth
+
+                stock.append(upstream_auth.UpstreamAuth())
         self._master, self._loop = m, asyncio.get_running_loop()
         proxy = self
 
@@ -92,14 +103,12 @@ class Proxy:
             def running(self) -> None:
                 addrs = m.addons.get("proxyserver").listen_addrs()
                 proxy.port = addrs[0][1] if addrs else None
+                proxy.web_url = getattr(m, "web_url", None)
                 proxy._ready.set()
 
-        stock = [proxyserver.Proxyserver(), next_layer.NextLayer(), tlsconfig.TlsConfig(), proxyauth.ProxyAuth()]
-        if cfg.upstream_proxy_auth:
-            from mitmproxy.addons import upstream_auth
-
-            stock.append(upstream_auth.UpstreamAuth())
         m.addons.add(*stock)
+        # Ours come after every stock addon, a UI's view included: Inject writes the
+        # credential in the `update` event after the view has already seen the request.
         m.addons.add(Route(), Inject(), Refresh(), Audit(), Redact(), Ready())
         settings = {
             "proxyauth": f"{cfg.proxy_user}:{cfg.proxy_password}",
@@ -112,6 +121,8 @@ class Proxy:
         }
         if cfg.upstream_proxy_auth:
             settings["upstream_auth"] = cfg.upstream_proxy_auth
+        if cfg.ui == "web":
+            settings.update(web_host="127.0.0.1", web_port=_free_port(), web_open_browser=False)
         opts.update(**settings)
         try:
             await m.run()
@@ -152,6 +163,42 @@ class Proxy:
                 pass  # the loop is already gone
         if self._thread.is_alive():
             self._thread.join(timeout)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _web_master(opts):
+    """mitmproxy's web UI master, showing every flow as the child sent it.
+
+    The web app serializes flows with `app.flow_to_json` (the live view and
+    the /flows listing alike); wrapped here, a request still on its way
+    upstream is shown with the placeholder, not the injected credential.
+    """
+    from mitmproxy.tools.web import app
+    from mitmproxy.tools.web.master import WebMaster
+
+    from authsome import injection
+    from authsome.addons._runtime import META
+
+    if not getattr(app.flow_to_json, "authsome_redacted", False):
+        original = app.flow_to_json
+
+        def flow_to_json(flow):
+            meta = flow.metadata.get(META) if hasattr(flow, "metadata") else None
+            if meta and meta.get("injected"):
+                flow = flow.copy()
+                injection.undo(flow.request, meta["injected"])
+            return original(flow)
+
+        flow_to_json.authsome_redacted = True  # type: ignore[attr-defined]
+        app.flow_to_json = flow_to_json
+    return WebMaster(opts, with_termlog=False)
 
 
 def _route_logs(log_file: Path | None) -> None:

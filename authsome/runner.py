@@ -228,7 +228,7 @@ def _terminal_delivers_sigint() -> bool:
 
 
 def run(argv: Sequence[str], bindings: Sequence[Binding], vault: Vault, *, connections: list[str],
-        deny_unmatched: bool = False, parent_env: Mapping[str, str] | None = None,
+        deny_unmatched: bool = False, ui: str | None = None, parent_env: Mapping[str, str] | None = None,
         on_ready=None) -> int:
     """Start the proxy, run the child, stop the proxy, return the child's status."""
     from authsome.proxy import Proxy, ProxyConfig
@@ -253,12 +253,13 @@ def run(argv: Sequence[str], bindings: Sequence[Binding], vault: Vault, *, conne
         upstream_proxy=upstream,
         upstream_proxy_auth=upstream_auth,
         log_file=files.log_file,
+        ui=ui,
     ))
     try:
         port = proxy.start()
         child = child_environment(parent_env, bindings, vault, files, port, password)
         if on_ready is not None:
-            on_ready(port, child)
+            on_ready(proxy, child)
         status = spawn(argv, child.env)
         if not proxy.alive:
             log.warning("the proxy stopped while the command ran; requests after that failed")

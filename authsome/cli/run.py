@@ -24,6 +24,7 @@ examples:
   authsome run -- python my_agent.py
   authsome run --connection x=work -- curl https://api.twitter.com/2/users/me
   authsome run --resolve api.twitter.com:443:127.0.0.1:8443 -- ./staging-test.sh
+  authsome run --ui web -- python my_agent.py          # watch the requests in mitmproxy's web UI
 """
 
 
@@ -40,6 +41,8 @@ def register(sub) -> None:
                    help="use this connection of PROVIDER (repeatable; default: each provider's 'default')")
     p.add_argument("--deny-unmatched", action="store_true",
                    help="refuse connections to hosts no provider routes (an allow-list for the command)")
+    p.add_argument("--ui", choices=("web",),
+                   help="also serve mitmproxy's web UI on 127.0.0.1 to watch the traffic (URL printed on stderr)")
     p.add_argument("--resolve", metavar="HOST:PORT:ADDR:PORT", action="append", default=[],
                    help="connect to ADDR:PORT for HOST:PORT, keeping the name for TLS and routing (like curl)")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
@@ -79,5 +82,10 @@ def cmd_run(args) -> int:
     if not active:
         render.note("authsome: no connected provider; the command runs without credentials")
     _authsome_logs_to_stderr()
+
+    def announce(proxy, _child) -> None:
+        if proxy.web_url:
+            render.note(f"authsome: mitmproxy web UI at {proxy.web_url}")
+
     return runner.run(command, active, vault(), connections=[f"{k}={v}" for k, v in selection.items()],
-                      deny_unmatched=args.deny_unmatched)
+                      deny_unmatched=args.deny_unmatched, ui=args.ui, on_ready=announce)

@@ -9,7 +9,8 @@ Routes:
   /status/NNN            that status (401 carries WWW-Authenticate)
   /sse?n=N               server-sent events; after the first one it waits for /release
   /big?mb=N              N MiB; after the first MiB it waits for /release
-  /release               lets a waiting /sse or /big continue
+  /hold                  answers only after /release (a request kept in flight)
+  /release               lets a waiting /sse, /big or /hold continue
   /redirect?to=URL       302 to URL
 """
 
@@ -72,6 +73,11 @@ class _Handler(BaseHTTPRequestHandler):
             code = int(url.path.rsplit("/", 1)[1])
             extra = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if code == 401 else None
             self._send(code, json.dumps({"status": code}).encode(), extra=extra)
+        elif url.path == "/hold":
+            # No answer at all until /release: the request stays in flight.
+            self.server.release.clear()
+            self.server.release.wait(RELEASE_TIMEOUT)
+            self._send(200, json.dumps(entry).encode())
         elif url.path == "/release":
             self.server.release.set()
             self._send(200, b'{"released": true}')
