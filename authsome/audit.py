@@ -39,23 +39,29 @@ def append(record: dict, home: Path | None = None) -> None:
 
 
 def read(home: Path | None = None, last: int | None = None) -> list[dict]:
+    return read_with_offset(home, last)[0]
+
+
+def read_with_offset(home: Path | None = None, last: int | None = None) -> tuple[list[dict], int]:
+    """The last records, and the byte offset just after them (where `follow` picks up)."""
     try:
-        lines = path(home).read_text(errors="replace").splitlines()
+        data = path(home).read_bytes()
     except FileNotFoundError:
-        return []
+        return [], 0
+    offset = data.rfind(b"\n") + 1  # a line still being written is left to `follow`
+    lines = data[:offset].decode(errors="replace").splitlines()
     records = []
     for line in lines[-last:] if last else lines:
         try:
             records.append(json.loads(line))
         except ValueError:
             continue  # a line cut short by a crash
-    return records
+    return records, offset
 
 
-def follow(home: Path | None = None, poll: float = 0.25) -> Iterator[dict]:
-    """New records as they are appended (Ctrl-C stops)."""
+def follow(home: Path | None = None, offset: int = 0, poll: float = 0.25) -> Iterator[dict]:
+    """Records appended after byte `offset`, as they come (Ctrl-C stops)."""
     target = path(home)
-    offset = target.stat().st_size if target.exists() else 0
     buffer = b""
     while True:
         try:

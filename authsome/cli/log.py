@@ -50,12 +50,14 @@ def cmd_log(args) -> int:
 
     if args.n < 0:
         raise UsageError("-n must be 0 or more.")
-    for record in audit.read(last=args.n or None):
+    records, offset = audit.read_with_offset(last=args.n or None)
+    for record in records:
         render.out(json.dumps(record) if args.json else _line(record))
     if args.follow:
-        for record in audit.follow():
-            render.out(json.dumps(record) if args.json else _line(record))
-            import sys
+        import sys
 
+        sys.stdout.flush()
+        for record in audit.follow(offset=offset):
+            render.out(json.dumps(record) if args.json else _line(record))
             sys.stdout.flush()
     return 0
