@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -144,3 +145,42 @@ print(json.dumps({{"other": other, "refresh_pending_meanwhile": still_waiting, "
                 env=trusting_env, timeout=90)
     assert r.code == 0, r.err
     assert json.loads(r.out) == {"other": 200, "refresh_pending_meanwhile": 1, "me": 200}
+
+
+@pytest.mark.slow
+def test_http2_api_gets_the_token_and_a_refreshed_retry(oauth, connect_x, trusting_env, test_ca, tmp_path, cli):
+    """curl speaks HTTP/2 to the proxy and the proxy to the API; the 401 retry works there too."""
+    from tests.support.tls import make_leaf
+
+    issued = connect_x()
+    leaf = make_leaf(test_ca, tmp_path, ["api.h2.test"], stem="h2")
+    record = tmp_path / "seen.jsonl"
+    server = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parents[1] / "servers" / "h2api.py"),
+                               str(leaf.cert), str(leaf.key), str(record), issued["access_token"]],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline().split()[1])
+        definition = json.loads(cli(["inspect", "x"]).out)
+        definition.update(name="h2x", api_url="api.h2.test", export={"access_token": "H2X_ACCESS_TOKEN"})
+        (tmp_path / "h2x.json").write_text(json.dumps(definition))
+        assert cli(["register", str(tmp_path / "h2x.json")]).code == 0
+        from authsome.models import ClientCredentials
+        from authsome.vault import Vault
+
+        v = Vault.open()
+        v.put_client(ClientCredentials(provider="h2x", client_id="confidential-basic", client_secret="basic-secret"))
+        v.put_connection(v.get_connection("x").with_changes(provider="h2x"))
+        r = run_cli(["run", *resolve_args(oauth), "--resolve", f"api.h2.test:443:127.0.0.1:{port}", "--",
+                     "curl", "-sS", "--http2", "-w", "\n%{http_version}", "https://api.h2.test/v1/me"], env=trusting_env)
+    finally:
+        server.kill()
+        server.wait()
+    body, client_version = r.out.rsplit("\n", 1)
+    assert r.code == 0, r.err
+    assert client_version == "2"  # curl to the proxy
+    seen = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [s["http_version"] for s in seen] == ["2", "2"]  # the proxy to the API, both attempts
+    assert seen[0]["authorization"] == f"Bearer {issued['access_token']}"
+    assert seen[1]["authorization"] != seen[0]["authorization"]
+    assert json.loads(body)["authorization"] == seen[1]["authorization"]
+    assert oauth.stats()["grants"]["refresh_token"]["success"] == 1
