@@ -110,9 +110,12 @@ def _no_proxy(parent_env: Mapping[str, str], bindings: Sequence[Binding]) -> str
         name = normalize_host(entry.split(":")[0].lstrip("*").lstrip("."))
         for b in bindings:
             for r in b.routes:
-                if r.host and (r.host == name or r.host.endswith("." + name)):
-                    return True
-                if r.pattern is not None and (r.pattern.fullmatch(name) or entry.startswith((".", "*"))):
+                # NO_PROXY entries match the name itself and its subdomains.
+                domain = r.host if r.host is not None else run_ca.subtree_for(r)
+                if domain is None:  # a pattern with no fixed domain: any suffix entry might cover it
+                    if entry.startswith((".", "*")) or r.pattern.fullmatch(name):
+                        return True
+                elif domain == name or domain.endswith("." + name) or name.endswith("." + domain):
                     return True
         return False
 

@@ -382,3 +382,23 @@ def test_parent_https_proxy_is_chained_not_dropped(api, x_connected, trusting_en
     assert "authorization" not in json.loads(other)["headers"]
     assert ("api.twitter.com:443", True) in corp.connects and ("other.test:443", True) in corp.connects
     assert "corp-pass" not in r.out
+
+
+@pytest.mark.parametrize("entries, kept, dropped", [
+    ("corp.test,.twitter.com", ["corp.test"], [".twitter.com"]),
+    ("api.twitter.com,10.0.0.0/8", ["10.0.0.0/8"], ["api.twitter.com"]),
+    ("*", [], ["*"]),
+    (".googleapis.com,.corp.test", [".corp.test"], [".googleapis.com"]),
+    ("gmail.googleapis.com,internal.test", ["internal.test"], ["gmail.googleapis.com"]),
+])
+def test_no_proxy_keeps_only_entries_that_cannot_bypass_a_routed_host(entries, kept, dropped):
+    from authsome.bindings import Binding
+    from authsome.providers import Registry
+    from authsome.providers.routes import parse_routes
+    from authsome.runner import _no_proxy
+
+    reg = Registry(user_dir=None)
+    bindings = [Binding(p, "default", parse_routes(p.api_url)) for p in (reg.get_bundled("x"), reg.get_bundled("google"))]
+    result = _no_proxy({"NO_PROXY": entries}, bindings).split(",")
+    assert all(k in result for k in kept) and not any(d in result for d in dropped)
+    assert {"localhost", "127.0.0.1", "::1"} <= set(result)

@@ -229,7 +229,10 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routes ------------------------------------------------------------------
 
     def do_HEAD(self) -> None:
-        self.do_GET()
+        # A probe: never let it run the callback (that exchanges the code).
+        if not self._host_ok():
+            return
+        self._result(200 if urlsplit(self.path).path == "/" else 404, True, self.login.title, "")
 
     def do_GET(self) -> None:
         if not self._host_ok():
