@@ -29,6 +29,7 @@ from authsome.providers.routes import Route
 # mitmproxy reads the CA (key and certificate, PEM) from this file in its confdir.
 MITMPROXY_CA_FILE = "mitmproxy-ca.pem"
 CA_CERT_FILE = "authsome-ca-cert.pem"
+NOTHING = "authsome.invalid"
 # The literal domain a pattern ends with: at least two labels, so a subtree is never a bare TLD.
 _LITERAL_SUFFIX = re.compile(r"([a-z0-9-]+(?:\\\.[a-z0-9-]+)+)\$$")
 
@@ -76,7 +77,9 @@ def create(confdir: Path, routes: Iterable[Route], *, days: int = 2) -> RunCA:
 
     confdir.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(confdir, 0o700)
-    subtrees = permitted_subtrees(list(routes))
+    routes = list(routes)
+    # Nothing routed: nothing is intercepted, so the CA may sign nothing real (RFC 2606 .invalid).
+    subtrees = permitted_subtrees(routes) if routes else (NOTHING,)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "authsome"),

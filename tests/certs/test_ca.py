@@ -51,3 +51,11 @@ def test_ca_is_ec_p256_constrained_and_private(tmp_path):
     assert [n.value for n in names.value.permitted_subtrees] == ["api.twitter.com", "api.x.com"]
     assert {str(n.value) for n in names.value.excluded_subtrees} == {"0.0.0.0/0", "::/0"}
     assert b"PRIVATE KEY" not in run_ca.cert_path.read_bytes()
+
+
+@pytest.mark.invariant
+def test_a_run_without_routes_gets_a_ca_that_can_sign_nothing_real(tmp_path):
+    run_ca = ca.create(tmp_path / "ca", [])
+    cert = x509.load_pem_x509_certificate(run_ca.cert_path.read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.NameConstraints).value
+    assert [n.value for n in names.permitted_subtrees] == ["authsome.invalid"]
