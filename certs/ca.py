@@ -103,15 +103,15 @@ def create(confdir: Path, routes: Iterable[Route], *, days: int = 2) -> RunCA:
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
-    if subtrees:
-        builder = builder.add_extension(
-            x509.NameConstraints(
-                permitted_subtrees=[x509.DNSName(s) for s in subtrees],
-                excluded_subtrees=[x509.IPAddress(ipaddress.ip_network("0.0.0.0/0")),
-                                   x509.IPAddress(ipaddress.ip_network("::/0"))],
-            ),
-            critical=True,
-        )
+    # No IP address ever; DNS names only inside the routed subtrees when they can be derived.
+    builder = builder.add_extension(
+        x509.NameConstraints(
+            permitted_subtrees=[x509.DNSName(s) for s in subtrees] if subtrees else None,
+            excluded_subtrees=[x509.IPAddress(ipaddress.ip_network("0.0.0.0/0")),
+                               x509.IPAddress(ipaddress.ip_network("::/0"))],
+        ),
+        critical=True,
+    )
     cert = builder.sign(key, hashes.SHA256())
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

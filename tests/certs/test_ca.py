@@ -33,6 +33,9 @@ def test_one_uncoverable_route_leaves_the_ca_unconstrained(tmp_path):
     assert ca.permitted_subtrees(routes) is None
     run_ca = ca.create(tmp_path / "ca", routes)
     assert run_ca.constrained is False
+    names = x509.load_pem_x509_certificate(run_ca.cert_path.read_bytes()).extensions.get_extension_for_class(
+        x509.NameConstraints).value
+    assert names.permitted_subtrees is None and len(names.excluded_subtrees) == 2  # still never an IP
 
 
 @pytest.mark.invariant
