@@ -5,7 +5,7 @@ the routes allow it, the CA is X.509 name-constrained to the routed hosts
 (permitted DNS subtrees) and to no IP address at all, so even a stolen CA key
 cannot impersonate any other site to a verifying client. A regex route whose
 pattern does not end in a fixed domain (`\\.example\\.com$`) cannot be turned
-into a subtree; then the CA carries no name constraint and `constrained` is
+into a subtree; then the CA carries no DNS constraint (IP addresses stay excluded) and `constrained` is
 False.
 
 EC P-256: generating it costs about a millisecond (RSA 2048: 30-45 ms), and
