@@ -22,7 +22,12 @@ def register(sub) -> None:
         "providers ask for the key in the local form, a hidden prompt, standard input, or\n"
         "the definition's environment variable (for CI). Secrets are never accepted as arguments.",
         epilog="examples:\n  authsome login x\n  authsome login x --connection work --scopes tweet.read,users.read\n"
-        "  printf '%s' \"$KEY\" | authsome login openai      # key from stdin",
+        "  authsome login x --no-browser                     # over SSH: open the URL elsewhere, paste the redirect\n"
+        "  printf '%s' \"$KEY\" | authsome login openai      # key from stdin\n\n"
+        "the redirect URI to register with an OAuth app:\n  http://127.0.0.1:7998/auth/callback/oauth\n\n"
+        "environment:\n  <NAME>_CLIENT_ID, <NAME>_CLIENT_SECRET   the OAuth client in CI (X_CLIENT_ID for x)\n"
+        "  the definition's env_var (OPENAI_API_KEY)  the API key in CI\n"
+        "  CI=true, or no terminal                    fail at once instead of waiting (unless --no-browser)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("provider", metavar="PROVIDER")
