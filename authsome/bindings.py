@@ -157,8 +157,3 @@ class CredentialSource:
                     raise NotConnected(self.provider, self.connection)
                 self._record, self._stamp = record, stamp
             return self._record
-
-    def forget(self) -> None:
-        with self._lock:
-            self._stamp = None
-            self._record = None

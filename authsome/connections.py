@@ -84,28 +84,27 @@ def find(vault: Vault, provider: str, connection: str = DEFAULT) -> Connection |
     return vault.get_connection(provider, connection)
 
 
-def require(vault: Vault, provider: Provider, connection: str = DEFAULT, *, usable: bool = True) -> Connection:
-    """The connection, or the error that says how to get one.
+def require(vault: Vault, provider: Provider, connection: str = DEFAULT) -> Connection:
+    """A usable connection, or the error that says how to get one.
 
-    With `usable`, an invalid connection or an expired token that cannot be
-    refreshed is an error too.
+    An invalid connection, or an expired token that cannot be refreshed, is
+    an error too.
     """
     conn = find(vault, provider.name, connection)
     if conn is None:
         raise NotConnected(provider.name, connection)
-    if usable:
-        login = f"authsome login {provider.name}" + ("" if connection == DEFAULT else f" --connection {connection}")
-        status = conn.status()
-        if status == "invalid":
-            raise ConnectionInvalid(
-                f"Connection '{connection}' of '{provider.name}' is invalid: {conn.state_reason or 'the provider rejected it'}.",
-                f"run `{login} --force`",
-            )
-        if status == "expired":
-            raise TokenExpired(
-                f"The access token of '{provider.name}' ({connection}) expired and there is no refresh token.",
-                f"run `{login} --force`",
-            )
+    login = f"authsome login {provider.name}" + ("" if connection == DEFAULT else f" --connection {connection}")
+    status = conn.status()
+    if status == "invalid":
+        raise ConnectionInvalid(
+            f"Connection '{connection}' of '{provider.name}' is invalid: {conn.state_reason or 'the provider rejected it'}.",
+            f"run `{login} --force`",
+        )
+    if status == "expired":
+        raise TokenExpired(
+            f"The access token of '{provider.name}' ({connection}) expired and there is no refresh token.",
+            f"run `{login} --force`",
+        )
     return conn
 
 

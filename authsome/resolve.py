@@ -55,10 +55,6 @@ def install(specs: list[str]) -> dict[tuple[str, int], tuple[str, int]]:
     return dict(_mapping)
 
 
-def table() -> dict[tuple[str, int], tuple[str, int]]:
-    return dict(_mapping)
-
-
 def _getaddrinfo(host, port, *args, **kwargs):
     name = host.decode("idna") if isinstance(host, bytes) else host
     try:

@@ -247,7 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(302, location=self.login.start_url)
             else:
                 self._result(404, False, "Nothing here", "This login is waiting for the provider's redirect.")
-        elif path == pages_callback() and self.login.on_callback is not None:
+        elif path == CALLBACK_PATH and self.login.on_callback is not None:
             self._callback()
         else:
             self._result(404, False, "Not found", "There is nothing at this address.")
@@ -322,6 +322,3 @@ class _Handler(BaseHTTPRequestHandler):
             self.login.finish(values)
             self._closing()
 
-
-def pages_callback() -> str:
-    return CALLBACK_PATH

@@ -46,10 +46,6 @@ class Route:
     def matches(self, host: str, port: int, path: str) -> bool:
         return self.matches_host(host, port) and _path_matches(self.path_prefix, path)
 
-    @property
-    def is_regex(self) -> bool:
-        return self.pattern is not None
-
 
 def normalize_host(host: str) -> str:
     host = host.strip().lower()

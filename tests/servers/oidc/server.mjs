@@ -163,7 +163,11 @@ provider.use(async (ctx, next) => {
   }
   if (tokenDelayMs && ctx.method === 'POST' && ctx.path === (cfg.routes?.token || '/token')) {
     tokenWaiting += 1;
-    await new Promise((resolve) => { setTimeout(resolve, tokenDelayMs); });
+    // Until the delay is over, or at once when the client goes away.
+    await new Promise((resolve) => {
+      const timer = setTimeout(resolve, tokenDelayMs);
+      ctx.req.socket.once('close', () => { clearTimeout(timer); resolve(); });
+    });
     tokenWaiting -= 1;
     if (ctx.req.destroyed || ctx.req.socket.destroyed) {
       stats.token_requests_dropped = (stats.token_requests_dropped || 0) + 1;
