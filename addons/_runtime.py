@@ -8,6 +8,7 @@ state those options describe; equal options give the same `Runtime`.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
@@ -34,6 +35,7 @@ def declare(loader) -> None:
          "PROVIDER=CONNECTION pairs to serve; providers not named use their 'default' connection"),
         ("authsome_resolve", Sequence[str], [],
          "HOST:PORT:ADDR:PORT entries: connect to ADDR:PORT for HOST:PORT, keeping the name (like curl --resolve)"),
+        ("authsome_refresh_leeway", int, 60, "refresh an access token this many seconds before it expires"),
     ]
     for name, typespec, default, help_text in shared:
         if name not in options:
@@ -46,9 +48,23 @@ class Runtime:
     vault: Vault
     bindings: list[Binding]
     sources: dict[str, CredentialSource] = field(default_factory=dict)
+    refresh_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     def binding_for(self, key: str) -> Binding | None:
         return next((b for b in self.bindings if b.key == key), None)
+
+    async def refresh(self, binding: Binding, *, leeway: float, stale_version: int | None = None):
+        """Refresh off the event loop, one refresh per connection at a time in this process.
+
+        Both the early refresh (Inject) and the 401 retry (Refresh) come here,
+        so they share one lock; across processes the vault's lock takes over.
+        """
+        from authsome.flows.refresh import refresh
+
+        lock = self.refresh_locks.setdefault(binding.key, asyncio.Lock())
+        async with lock:
+            return await asyncio.to_thread(refresh, self.vault, binding.provider, binding.connection,
+                                           stale_version=stale_version, leeway=leeway)
 
     def source(self, binding: Binding) -> CredentialSource:
         if binding.key not in self.sources:

@@ -26,13 +26,8 @@ DONE = "injected"
 
 
 class Inject:
-    def __init__(self) -> None:
-        self.locks: dict[str, asyncio.Lock] = {}
-
     def load(self, loader) -> None:
         declare(loader)
-        loader.add_option("authsome_refresh_leeway", int, 60,
-                          "refresh an access token this many seconds before it expires")
 
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.get(META) or {}
@@ -45,8 +40,8 @@ class Inject:
         source = rt.source(binding)
         try:
             conn = await asyncio.to_thread(source.current)
-            if conn.auth_type == "oauth2" and conn.is_expired(leeway=ctx.options.authsome_refresh_leeway):
-                conn = await self._refresh(binding, conn, rt)
+            if conn.should_refresh(leeway=ctx.options.authsome_refresh_leeway):
+                conn = await rt.refresh(binding, leeway=ctx.options.authsome_refresh_leeway)
                 meta["refreshed"] = True
         except AuthsomeError as exc:
             # Nothing is injected; the child gets the provider's own answer (a 401).
@@ -58,14 +53,6 @@ class Inject:
             log.warning("%s is invalid: run `authsome login %s --force`", binding.key, binding.provider.name)
             return
         meta[READY] = True
-
-    async def _refresh(self, binding, conn, rt):
-        from authsome.flows.refresh import refresh
-
-        lock = self.locks.setdefault(binding.key, asyncio.Lock())
-        async with lock:
-            return await asyncio.to_thread(refresh, rt.vault, binding.provider, binding.connection,
-                                           leeway=ctx.options.authsome_refresh_leeway)
 
     def update(self, flows) -> None:
         for flow in flows:

@@ -13,8 +13,6 @@ provider's original 401 and authsome says which `authsome login` to run.
 
 from __future__ import annotations
 
-import asyncio
-
 from mitmproxy import ctx, http
 
 from authsome.addons._runtime import META, declare, log, runtime
@@ -32,9 +30,6 @@ def _held(flow: http.HTTPFlow) -> bool:
 
 
 class Refresh:
-    def __init__(self) -> None:
-        self.locks: dict[str, asyncio.Lock] = {}
-
     def load(self, loader) -> None:
         declare(loader)
 
@@ -53,13 +48,9 @@ class Refresh:
         binding = rt.binding_for(meta["binding"])
         if binding is None or binding.provider.auth_type != "oauth2":
             return
-        from authsome.flows.refresh import refresh
-
-        lock = self.locks.setdefault(binding.key, asyncio.Lock())
         try:
-            async with lock:
-                await asyncio.to_thread(refresh, rt.vault, binding.provider, binding.connection,
-                                        stale_version=meta.get("record_version"))
+            await rt.refresh(binding, leeway=ctx.options.authsome_refresh_leeway,
+                             stale_version=meta.get("record_version"))
         except AuthsomeError as exc:
             meta["refresh_error"] = exc.code
             log.warning("%s: %s %s", binding.key, exc.message, f"({exc.hint})" if exc.hint else "")

@@ -13,7 +13,7 @@ from typing import Any
 
 from authsome import exports
 from authsome.errors import ConnectionInvalid, NotConnected, ProviderInvalid, TokenExpired
-from authsome.models import REFRESH_LEEWAY, Connection, Provider
+from authsome.models import Connection, Provider
 from authsome.providers import Registry
 from authsome.vault import ConnectionEntry, Vault, check_connection_name
 
@@ -126,7 +126,7 @@ def export_values(registry: Registry, vault: Vault, provider: str | None, connec
 
 def _fresh(vault: Vault, conn: Connection, provider: Provider) -> Connection:
     """An exported access token must still work for a while: refresh one that is (nearly) dead."""
-    if conn.auth_type == "oauth2" and conn.refresh_token and conn.is_expired(time.time(), leeway=REFRESH_LEEWAY):
+    if conn.should_refresh():
         from authsome.flows.refresh import refresh
 
         return refresh(vault, provider, conn.name)

@@ -125,6 +125,10 @@ class Connection:
             return "expired"
         return "connected"
 
+    def should_refresh(self, leeway: float = REFRESH_LEEWAY) -> bool:
+        """A refreshable OAuth token within `leeway` seconds of expiry (or past it)."""
+        return self.auth_type == "oauth2" and bool(self.refresh_token) and self.is_expired(leeway=leeway)
+
     def is_expired(self, now: float | None = None, leeway: float = 0.0) -> bool:
         if self.expires_at is None:
             return False

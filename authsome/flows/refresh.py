@@ -21,12 +21,7 @@ from authsome.flows.clients import known_client
 from authsome.models import REFRESH_LEEWAY, ClientCredentials, Connection, Provider
 from authsome.vault import Vault
 
-LEEWAY = REFRESH_LEEWAY
 INVALID_GRANT_REASON = "the provider rejected the refresh token (invalid_grant)"
-
-
-def needs_refresh(conn: Connection, leeway: float = LEEWAY) -> bool:
-    return conn.auth_type == "oauth2" and conn.is_expired(leeway=leeway)
 
 
 def _login_hint(provider: Provider, name: str) -> str:
@@ -34,7 +29,7 @@ def _login_hint(provider: Provider, name: str) -> str:
 
 
 def refresh(vault: Vault, provider: Provider, name: str, *, stale_version: int | None = None,
-            leeway: float = LEEWAY, client: ClientCredentials | None = None) -> Connection:
+            leeway: float = REFRESH_LEEWAY, client: ClientCredentials | None = None) -> Connection:
     """Return a connection with a usable access token, refreshing if needed.
 
     `stale_version`: the record version whose token the API refused (a 401);

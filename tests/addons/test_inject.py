@@ -29,6 +29,12 @@ async def _through_request_hooks(addons):
     return flow
 
 
+def _leave(inject, flow):
+    """The `request` hook, then the `update` after it: the request leaves right after."""
+    inject.request(flow)
+    inject.update([flow])
+
+
 async def test_credential_is_written_only_after_the_request_hook(x_home):
     route, inject, redact = Route(), Inject(), Redact()
     with taddons.context(route, inject, redact) as tctx:
@@ -52,8 +58,7 @@ async def test_invalid_connection_is_not_injected(home):
     with taddons.context(route, inject) as tctx:
         tctx.configure(route, authsome_home=str(home))
         flow = await _through_request_hooks((route, inject))
-        inject.request(flow)
-        inject.update([flow])
+        _leave(inject, flow)
         assert "Authorization" not in flow.request.headers
         assert flow.metadata["authsome"]["inject_error"] == "invalid"
 
@@ -63,12 +68,10 @@ async def test_credential_read_again_when_another_process_refreshed(x_home):
     with taddons.context(route, inject) as tctx:
         tctx.configure(route, authsome_home=str(x_home))
         first = await _through_request_hooks((route, inject))
-        inject.request(first)
-        inject.update([first])
+        _leave(inject, first)
         Vault.open().put_connection(Connection(provider="x", access_token="newer-token", expires_at=time.time() + 3600))
         second = await _through_request_hooks((route, inject))
-        inject.request(second)
-        inject.update([second])
+        _leave(inject, second)
         assert second.request.headers["Authorization"] == "Bearer newer-token"
 
 
@@ -77,3 +80,15 @@ async def test_every_addon_file_loads_as_a_mitmproxy_script(x_home):
         with taddons.context() as tctx:
             [addon] = tctx.script(str(ADDONS / f"{name}.py")).addons
             assert type(addon).__name__ == cls
+
+
+async def test_token_near_expiry_without_refresh_token_is_still_injected(home):
+    """Nothing to refresh it with: the token works for 30 more seconds, so it is used."""
+    Vault.open().put_connection(Connection(provider="x", access_token=TOKEN, expires_at=time.time() + 30))
+    route, inject = Route(), Inject()
+    with taddons.context(route, inject) as tctx:
+        tctx.configure(route, authsome_home=str(home))
+        flow = await _through_request_hooks((route, inject))
+        _leave(inject, flow)
+        assert flow.request.headers["Authorization"] == f"Bearer {TOKEN}"
+        assert "inject_error" not in flow.metadata["authsome"]
