@@ -7,7 +7,6 @@ can hand in their own.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 

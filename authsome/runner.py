@@ -16,7 +16,7 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
@@ -56,13 +56,6 @@ class RunFiles:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-@dataclass
-class ChildEnv:
-    env: dict[str, str]
-    proxy_url: str
-    placeholders: dict[str, str] = field(default_factory=dict)
-
-
 def _write(path: Path, data: str) -> Path:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, paths.FILE_MODE)
     with os.fdopen(fd, "w") as fh:
@@ -74,25 +67,16 @@ def prepare_files(home: Path, routes, parent_env: Mapping[str, str]) -> RunFiles
     runs = paths.ensure_dir(home / "runs")
     directory = Path(paths.ensure_dir(runs / secrets.token_hex(8)))
     ca = run_ca.create(directory / "ca", routes)
-    ca_pem = ca.cert_path.read_text()
     parent_extra = [Path(parent_env[v]) for v in ADDITIVE_CA_VARS if parent_env.get(v)]
-    node_pem = "".join(trust.split_pem("".join(_read(p) for p in parent_extra))) + ca_pem
     log_file = _write(directory / "proxy.log", "")
     return RunFiles(
         directory=directory,
         ca=ca,
         child_bundle=_write(directory / "child-bundle.pem", trust.bundle_pem([ca.cert_path], env=parent_env)),
         upstream_bundle=_write(directory / "upstream-bundle.pem", trust.bundle_pem(env=parent_env)),
-        node_bundle=_write(directory / "node-ca.pem", node_pem),
+        node_bundle=_write(directory / "node-ca.pem", trust.concat_pem([*parent_extra, ca.cert_path])),
         log_file=log_file,
     )
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
-        return ""
 
 
 def _no_proxy(parent_env: Mapping[str, str], bindings: Sequence[Binding]) -> str:
@@ -143,7 +127,7 @@ def secret_env_names(bindings: Sequence[Binding], parent_env: Mapping[str, str])
 
 
 def child_environment(parent_env: Mapping[str, str], bindings: Sequence[Binding], vault: Vault,
-                      files: RunFiles, port: int, password: str) -> ChildEnv:
+                      files: RunFiles, port: int, password: str) -> dict[str, str]:
     env = {k: v for k, v in parent_env.items() if k not in secret_env_names(bindings, parent_env)}
     proxy_url = f"http://{PROXY_USER}:{quote(password, safe='')}@127.0.0.1:{port}"
     for name in PROXY_VARS:
@@ -160,14 +144,12 @@ def child_environment(parent_env: Mapping[str, str], bindings: Sequence[Binding]
     for name in ADDITIVE_CA_VARS:
         env[name] = str(files.node_bundle)
     env["NODE_USE_ENV_PROXY"] = "1"
-    placeholders: dict[str, str] = {}
     for b in bindings:
         conn = vault.get_connection(b.provider.name, b.connection)
         if conn is not None:
-            placeholders.update(exports.child_values(b.provider, conn))
-    env.update(placeholders)
+            env.update(exports.child_values(b.provider, conn))
     env["AUTHSOME_RUN"] = "1"
-    return ChildEnv(env, proxy_url, placeholders)
+    return env
 
 
 def upstream_proxy(parent_env: Mapping[str, str]) -> tuple[str | None, str | None]:
@@ -260,10 +242,10 @@ def run(argv: Sequence[str], bindings: Sequence[Binding], vault: Vault, *, conne
     ))
     try:
         port = proxy.start()
-        child = child_environment(parent_env, bindings, vault, files, port, password)
+        env = child_environment(parent_env, bindings, vault, files, port, password)
         if on_ready is not None:
-            on_ready(proxy, child)
-        status = spawn(argv, child.env)
+            on_ready(proxy)
+        status = spawn(argv, env)
         if not proxy.alive:
             log.warning("the proxy stopped while the command ran; requests after that failed")
         return status

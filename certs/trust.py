@@ -67,9 +67,14 @@ def split_pem(text: str) -> list[str]:
 
 def bundle_pem(extra: Iterable[Path] = (), env: Mapping[str, str] | None = None) -> str:
     """One PEM bundle: every trusted root (deduplicated), then `extra` files."""
+    return concat_pem([*source_files(env), *extra])
+
+
+def concat_pem(files: Iterable[Path]) -> str:
+    """The certificates of `files`, in order, each once; unreadable files are skipped."""
     seen: set[str] = set()
     parts: list[str] = []
-    for path in [*source_files(env), *extra]:
+    for path in files:
         try:
             text = Path(path).read_text(errors="replace")
         except OSError:

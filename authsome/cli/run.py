@@ -83,7 +83,7 @@ def cmd_run(args) -> int:
         render.note("authsome: no connected provider; the command runs without credentials")
     _authsome_logs_to_stderr()
 
-    def announce(proxy, _child) -> None:
+    def announce(proxy) -> None:
         if proxy.web_url:
             render.note(f"authsome: mitmproxy web UI at {proxy.web_url}")
 
