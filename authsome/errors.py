@@ -125,6 +125,19 @@ class LoginError(AuthsomeError):
     code = "login_error"
 
 
+class Unreachable(LoginError):
+    """The authorization server could not be reached or the connection broke.
+
+    `transient` is false for a certificate failure, which trying again cannot fix.
+    """
+
+    code = "unreachable"
+
+    def __init__(self, message: str, hint: str | None = None, *, transient: bool = True):
+        super().__init__(message, hint)
+        self.transient = transient
+
+
 class StateMismatch(LoginError):
     code = "state_mismatch"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from authsome.errors import AuthServerError, LoginError
+from authsome.errors import AuthServerError, LoginError, Unreachable
 from authsome.flows import oauth_client
 from authsome.flows.clients import known_client, prompt_client
 from authsome.flows.interaction import Interaction, LoginOptions
@@ -20,6 +20,10 @@ from authsome.vault import Vault
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 DEFAULT_INTERVAL = 5.0
 SLOW_DOWN_STEP = 5.0
+# Consecutive polls that may fail to reach the server before the login gives up.
+# A poll is safe to repeat: if the lost attempt was the one that redeemed the
+# code, the next one is refused and the user logs in again, nothing is lost.
+NETWORK_RETRIES = 3
 
 
 def login(provider: Provider, vault: Vault, opts: LoginOptions, ui: Interaction,
@@ -46,16 +50,27 @@ def login(provider: Provider, vault: Vault, opts: LoginOptions, ui: Interaction,
     ui.device_code(body["user_code"], uri, body.get("verification_uri_complete"), expires_in)
 
     deadline = clock() + min(expires_in, opts.timeout)
+    # Polls are seconds apart, longer than many servers keep an idle connection
+    # (Node's default is 5 s); reusing one races the server's close.
+    sess.headers["Connection"] = "close"
+    failures = 0
     try:
         while True:
             _wait(interval, deadline, ui, sleep, clock)
             if clock() >= deadline:
                 raise LoginError("The device code expired before the login was approved.",
                                  f"run `authsome login {provider.name} --flow device_code` again")
-            resp = oauth_client.post_form(
-                oauth.token_url, {"grant_type": GRANT, "device_code": body["device_code"]},
-                client=client, oauth=oauth, sess=sess,
-            )
+            try:
+                resp = oauth_client.post_form(
+                    oauth.token_url, {"grant_type": GRANT, "device_code": body["device_code"]},
+                    client=client, oauth=oauth, sess=sess,
+                )
+            except Unreachable as exc:
+                failures += 1
+                if failures > NETWORK_RETRIES or not exc.transient:
+                    raise
+                continue
+            failures = 0
             token = oauth_client.json_body(resp)
             error = token.get("error")
             if resp.status_code == 200 and not error and token.get("access_token"):

@@ -19,7 +19,7 @@ from requests.adapters import HTTPAdapter
 
 from authsome import __version__
 from authsome.certs import trust
-from authsome.errors import AuthServerError, LoginError, UsageError
+from authsome.errors import AuthServerError, LoginError, Unreachable, UsageError
 from authsome.models import ClientCredentials, Connection, OAuthConfig, Provider
 
 USER_AGENT = f"authsome/{__version__}"
@@ -166,13 +166,13 @@ def server_error(exc: OAuthError, hint: str | None = None) -> AuthServerError:
     return AuthServerError(exc.error or "error", exc.description or None, hint)
 
 
-def network_error(url: str, exc: Exception) -> LoginError:
+def network_error(url: str, exc: Exception) -> Unreachable:
     host = urlsplit(url).netloc or url
-    reason = "certificate verification failed" if isinstance(exc, requests.exceptions.SSLError) else type(exc).__name__
-    return LoginError(
-        f"Could not reach {host}: {reason}.",
-        "check the network, or add your CA bundle to SSL_CERT_FILE" if "certificate" in reason else "check the network and the provider definition",
-    )
+    if isinstance(exc, requests.exceptions.SSLError):
+        return Unreachable(f"Could not reach {host}: certificate verification failed.",
+                           "check the network, or add your CA bundle to SSL_CERT_FILE", transient=False)
+    return Unreachable(f"Could not reach {host}: {type(exc).__name__}.",
+                       "check the network and the provider definition")
 
 
 def post_form(url: str, data: dict[str, str], *, client: ClientCredentials | None = None,

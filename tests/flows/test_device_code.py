@@ -106,3 +106,45 @@ def test_slow_down_makes_polling_slower(home, oauth, browser, acme):
     times = oauth.stats()["token_times"]
     # RFC 8628 3.5: after slow_down the interval grows by 5 s (it was 1 s).
     assert times[1] - times[0] >= 6000
+
+
+def test_polling_survives_a_dropped_connection(home, oauth, browser, acme):
+    # The server resets two polls without answering (a proxy restart, a server
+    # closing an idle connection as the poll arrives): authsome keeps polling.
+    oauth.drop_token_requests(2)
+    login = LoginProcess(["acme", "--flow", "device_code"], acme)
+    code, uri = _code_and_uri(login)
+    deadline = time.monotonic() + 30
+    while oauth.stats().get("token_drops", 0) < 2:
+        assert time.monotonic() < deadline, "authsome stopped polling"
+        time.sleep(0.1)
+    oidc_approve_device(browser, uri, code)
+    done = login.finish()
+    assert done.code == 0, done.err
+    assert oauth.stats()["grants"][DEVICE_GRANT]["success"] == 1
+
+
+def test_polling_gives_up_when_the_server_stays_unreachable(home, oauth, acme):
+    from authsome.flows.device_code import NETWORK_RETRIES
+
+    oauth.drop_token_requests(NETWORK_RETRIES + 1)
+    login = LoginProcess(["acme", "--flow", "device_code"], acme)
+    _code_and_uri(login)
+    done = login.finish()
+    assert done.code == 6 and "Could not reach twitter.com: ConnectionError" in done.err
+    assert oauth.stats()["token_drops"] == NETWORK_RETRIES + 1
+
+
+def test_each_poll_opens_a_fresh_connection(home, oauth, browser, acme):
+    # Polls are farther apart than servers keep idle connections (Node: 5 s), so
+    # reusing one races the server's close. Distinct client ports prove no reuse.
+    login = LoginProcess(["acme", "--flow", "device_code"], acme)
+    code, uri = _code_and_uri(login)
+    deadline = time.monotonic() + 30
+    while len(oauth.stats().get("token_ports", [])) < 3:
+        assert time.monotonic() < deadline, "authsome stopped polling"
+        time.sleep(0.1)
+    oidc_approve_device(browser, uri, code)
+    assert login.finish().code == 0
+    ports = oauth.stats()["token_ports"]
+    assert len(set(ports)) == len(ports), ports

@@ -168,6 +168,11 @@ class OidcServer:
         with self.client() as c:
             c.post("/__test/slow_down", json={"count": count}).raise_for_status()
 
+    def drop_token_requests(self, count: int) -> None:
+        """Reset the connection of the next `count` token requests without an answer."""
+        with self.client() as c:
+            c.post("/__test/drop", json={"count": count}).raise_for_status()
+
     def token_requests_waiting(self) -> int:
         with self.client() as c:
             return c.get("/__test/waiting").json()["token"]

@@ -149,7 +149,16 @@ provider.on('refresh_token.consumed', () => { stats.refresh_tokens_consumed += 1
 let tokenDelayMs = 0;
 let tokenWaiting = 0;
 let slowDownNext = 0; // answer this many token requests with slow_down (RFC 8628 3.5)
+let dropNext = 0; // reset the connection of this many token requests without answering
 provider.use(async (ctx, next) => {
+  if (dropNext > 0 && ctx.method === 'POST' && ctx.path === (cfg.routes?.token || '/token')) {
+    dropNext -= 1;
+    stats.token_times = [...(stats.token_times || []), Date.now()];
+    stats.token_drops = (stats.token_drops || 0) + 1;
+    ctx.respond = false;
+    ctx.req.socket.destroy();
+    return;
+  }
   if (slowDownNext > 0 && ctx.method === 'POST' && ctx.path === (cfg.routes?.token || '/token')) {
     slowDownNext -= 1;
     stats.token_times = [...(stats.token_times || []), Date.now()];
@@ -160,6 +169,8 @@ provider.use(async (ctx, next) => {
   }
   if (ctx.method === 'POST' && ctx.path === (cfg.routes?.token || '/token')) {
     stats.token_times = [...(stats.token_times || []), Date.now()];
+    // The client's port tells whether it reused a kept-alive connection.
+    stats.token_ports = [...(stats.token_ports || []), ctx.req.socket.remotePort];
   }
   if (tokenDelayMs && ctx.method === 'POST' && ctx.path === (cfg.routes?.token || '/token')) {
     tokenWaiting += 1;
@@ -321,6 +332,7 @@ async function handle(req, res) {
     stats = emptyStats();
     tokenDelayMs = 0;
     slowDownNext = 0;
+    dropNext = 0;
     return json(res, 200, { ok: true });
   }
   if (path === '/__test/issue' && req.method === 'POST') return issue(req, res);
@@ -332,6 +344,10 @@ async function handle(req, res) {
   if (path === '/__test/slow_down' && req.method === 'POST') {
     slowDownNext = JSON.parse((await readBody(req)) || '{}').count || 0;
     return json(res, 200, { count: slowDownNext });
+  }
+  if (path === '/__test/drop' && req.method === 'POST') {
+    dropNext = JSON.parse((await readBody(req)) || '{}').count || 0;
+    return json(res, 200, { count: dropNext });
   }
   // Protocol routes win (a routes override may live under the API prefix, e.g. X's
   // token endpoint /2/oauth2/token), so only exact API paths are diverted.
