@@ -136,7 +136,12 @@ class OidcServer:
         return ssl.create_default_context(cafile=self.ca_path)
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        """An httpx client that trusts only the test CA and ignores proxy env vars."""
+        """An httpx client that trusts only the test CA and ignores proxy env vars.
+
+        No kept-alive connections: a test that pauses (a browser step) longer
+        than Node's 5 s idle timeout would race the server closing the socket.
+        """
+        kwargs.setdefault("limits", httpx.Limits(max_keepalive_connections=0))
         return httpx.Client(
             base_url=self.url, verify=self.ssl_context(), trust_env=False, timeout=10, **kwargs
         )
