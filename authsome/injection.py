@@ -113,13 +113,41 @@ def apply(request: Any, provider: Provider, conn: Connection) -> dict[str, Origi
     return changed
 
 
+def _slot(request: Any, key: str) -> tuple[Any, str]:
+    kind, _, name = key.partition(":")
+    return (request.query if kind == "query" else request.headers), name
+
+
+def _set(container: Any, name: str, value: Original) -> None:
+    if value is None:
+        if name in container:
+            del container[name]
+    else:
+        container[name] = value
+
+
 def undo(request: Any, changed: dict[str, Original]) -> None:
     """Put every changed slot back to what the child sent."""
     for key, original in changed.items():
-        kind, _, name = key.partition(":")
-        container = request.query if kind == "query" else request.headers
-        if original is None:
-            if name in container:
-                del container[name]
-        else:
-            container[name] = original
+        container, name = _slot(request, key)
+        _set(container, name, original)
+
+
+def hide(request: Any, changed: dict[str, Original]) -> dict[str, tuple[str, Original]]:
+    """`undo` for a moment: return what the slots held (name as spelled, value), for `reveal`."""
+    held = {}
+    for key in changed:
+        container, name = _slot(request, key)
+        spelled = next((k for k in container.keys() if k.lower() == name), name) if key.startswith("header:") else name
+        held[key] = (spelled, container.get(name))
+    undo(request, changed)
+    return held
+
+
+def reveal(request: Any, changed: dict[str, Original], held: dict[str, tuple[str, Original]]) -> None:
+    """Put back what `hide` took, in every slot nobody changed since."""
+    for key, original in changed.items():
+        container, name = _slot(request, key)
+        if container.get(name) == original:
+            spelled, value = held[key]
+            _set(container, spelled, value)  # setting a header keeps its place, takes this spelling

@@ -87,7 +87,9 @@ class Proxy:
             ssl_verify_upstream_trusted_ca=str(cfg.upstream_trust),
         )
         if cfg.ui == "web":
-            m = _web_master(opts)
+            from authsome.webui import web_master
+
+            m = web_master(opts)
             stock = []  # the web master brings mitmproxy's default addons, its view among them
         else:
             m = master.Master(opts)
@@ -171,34 +173,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _web_master(opts):
-    """mitmproxy's web UI master, showing every flow as the child sent it.
-
-    The web app serializes flows with `app.flow_to_json` (the live view and
-    the /flows listing alike); wrapped here, a request still on its way
-    upstream is shown with the placeholder, not the injected credential.
-    """
-    from mitmproxy.tools.web import app
-    from mitmproxy.tools.web.master import WebMaster
-
-    from authsome import injection
-    from authsome.addons._runtime import META
-
-    if not getattr(app.flow_to_json, "authsome_redacted", False):
-        original = app.flow_to_json
-
-        def flow_to_json(flow):
-            meta = flow.metadata.get(META) if hasattr(flow, "metadata") else None
-            if meta and meta.get("injected"):
-                flow = flow.copy()
-                injection.undo(flow.request, meta["injected"])
-            return original(flow)
-
-        flow_to_json.authsome_redacted = True  # type: ignore[attr-defined]
-        app.flow_to_json = flow_to_json
-    return WebMaster(opts, with_termlog=False)
 
 
 def _route_logs(log_file: Path | None) -> None:

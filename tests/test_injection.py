@@ -96,6 +96,34 @@ def test_injection_decision(case: Case):
     assert dict(request.query) == before_query
 
 
+@pytest.mark.parametrize("case", CASES)
+def test_hide_then_reveal_restores_the_injected_request(case: Case):
+    request = tutils.treq(host="api.acme.test", port=443, path="/v1/things", headers=())
+    request.headers.clear()
+    for k, v in case.headers.items():
+        request.headers[k] = v
+    for k, v in case.query.items():
+        request.query[k] = v
+    child = (dict(request.headers), dict(request.query))
+    changed = injection.apply(request, case.provider, case.conn)
+    injected = (dict(request.headers), dict(request.query))
+    held = injection.hide(request, changed)
+    assert (dict(request.headers), dict(request.query)) == child
+    injection.reveal(request, changed, held)
+    assert (dict(request.headers), dict(request.query)) == injected
+
+
+def test_reveal_keeps_an_edit_made_while_hidden():
+    request = tutils.treq(host="api.x.test", port=443, path="/", headers=())
+    request.headers.clear()
+    request.headers["Authorization"] = f"Bearer {PLACEHOLDER}"
+    changed = injection.apply(request, X, OAUTH_CONN)
+    held = injection.hide(request, changed)
+    request.headers["Authorization"] = "Bearer edited-in-the-ui"
+    injection.reveal(request, changed, held)
+    assert request.headers["Authorization"] == "Bearer edited-in-the-ui"
+
+
 def test_basic_with_a_fixed_user_name():
     provider = _provider(**{"in": "basic", "basic_username": "anystring"})
     request = tutils.treq(host="api.acme.test", port=443, path="/", headers=())

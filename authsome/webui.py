@@ -1,0 +1,114 @@
+"""mitmproxy's web UI for `authsome run --ui web`, never showing a real credential.
+
+A request we injected holds the real credential from the moment it leaves
+until its response headers arrive; the Redact addon then puts back what the
+child sent. The web UI reaches flows in two ways during that window:
+
+- it pushes flow updates to the browser through `app.flow_to_json`, wrapped
+  here to serialize the flow with the child's own values put back meanwhile;
+- every page and action (the flow list, the download of all flows, commands
+  such as `export.clip` or `cut.clip`, editing) runs in a request handler on
+  the proxy's own event loop. While a synchronous handler runs, no proxy code
+  can, so the in-flight requests are put back as the child sent them for the
+  handler's duration and re-injected right after, if still in flight. One
+  mechanism instead of a list of endpoints to remember.
+
+The options page does not show the proxy's own password or the upstream
+proxy's credentials.
+
+mitmproxy is imported lazily: this module is loaded only by the proxy thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+from authsome import injection
+from authsome.addons._runtime import META
+
+HIDDEN = "(hidden by authsome)"
+SECRET_OPTIONS = ("proxyauth", "upstream_auth")
+
+
+def web_master(opts):
+    """A WebMaster whose UI shows every request as the child sent it."""
+    from mitmproxy.tools.web.master import WebMaster
+
+    _patch_web_app()
+    return WebMaster(opts, with_termlog=False)
+
+
+def _in_flight(flow) -> dict | None:
+    """What we injected into `flow`, while its request is out and unanswered."""
+    meta = flow.metadata.get(META) if hasattr(flow, "metadata") else None
+    if not meta or not meta.get("injected") or getattr(flow, "response", None) is not None or flow.error:
+        return None
+    return meta["injected"]
+
+
+def _patch_web_app() -> None:
+    from mitmproxy import optmanager
+    from mitmproxy.tools.web import app
+
+    if getattr(app, "authsome_patched", False):
+        return
+    app.authsome_patched = True
+
+    original_to_json = app.flow_to_json
+
+    def flow_to_json(flow):
+        changed = _in_flight(flow)
+        if not changed:
+            return original_to_json(flow)
+        # The flow itself, not a copy: a copy has a new id the UI could not act on.
+        held = injection.hide(flow.request, changed)
+        try:
+            return original_to_json(flow)
+        finally:
+            injection.reveal(flow.request, changed, held)
+
+    app.flow_to_json = flow_to_json
+
+    original_prepare = app.RequestHandler.prepare
+    original_on_finish = app.RequestHandler.on_finish
+
+    def prepare(self):
+        result = original_prepare(self)
+        handler = getattr(self, self.request.method.lower(), None)
+        # An async handler could let the proxy send a hidden request upstream
+        # mid-way; none of those (only the flow upload) reads flows.
+        if handler is not None and not inspect.iscoroutinefunction(inspect.unwrap(handler)):
+            self._authsome_hidden = [
+                (flow, changed, injection.hide(flow.request, changed))
+                for flow in self.application.master.view.resolve("@all")
+                if (changed := _in_flight(flow))
+            ]
+            # on_finish reveals; should tornado skip it on a broken connection,
+            # the loop's next turn does (a request then leaves with the
+            # placeholder and gets a 401 at worst, never a leak).
+            asyncio.get_running_loop().call_soon(_reveal, self)
+        return result
+
+    def on_finish(self):
+        _reveal(self)
+        original_on_finish(self)
+
+    def _reveal(handler) -> None:
+        for flow, changed, held in handler.__dict__.pop("_authsome_hidden", ()):
+            if _in_flight(flow) is changed:  # not answered, not re-sent meanwhile
+                injection.reveal(flow.request, changed, held)
+
+    app.RequestHandler.prepare = prepare
+    app.RequestHandler.on_finish = on_finish
+
+    original_dump = optmanager.dump_dicts
+
+    def dump_dicts(opts, keys=None):
+        out = original_dump(opts, keys)
+        for name in SECRET_OPTIONS:
+            if name in out and out[name].get("value"):
+                out[name] = {**out[name], "value": HIDDEN}
+        return out
+
+    optmanager.dump_dicts = dump_dicts
