@@ -45,7 +45,12 @@ def held_run(api, trusting_env, test_ca):
                             env={**os.environ, **trusting_env}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        url = re.search(r"web UI at (\S+)", proc.stderr.readline()).group(1)
+        first = proc.stderr.readline()
+        found = re.search(r"web UI at (\S+)", first)
+        if found is None:
+            proc.kill()
+            pytest.fail(f"no web UI announced; stderr: {first + proc.stderr.read()}")
+        url = found.group(1)
         proxy_url = proc.stdout.readline().strip()
         deadline = time.monotonic() + 30
         while not api.seen:  # the request reached the server, which holds its answer
@@ -83,12 +88,23 @@ def test_web_ui_never_shows_the_token_even_while_the_request_is_in_flight(home, 
         assert TOKEN not in browser.content()
 
 
+def _xsrf_cookie(page) -> str:
+    """The UI's XSRF cookie, set once its scripts have talked to the server."""
+    deadline = time.monotonic() + 30
+    while True:
+        for cookie in page.context.cookies():
+            if cookie["name"] == "_mitmproxy_xsrf":
+                return cookie["value"]
+        assert time.monotonic() < deadline, "the web UI never set its XSRF cookie"
+        time.sleep(0.05)
+
+
 @pytest.mark.invariant
 def test_web_ui_downloads_commands_and_options_hand_out_no_secret(home, api, trusting_env, test_ca, browser):
     with held_run(api, trusting_env, test_ca) as (url, proxy_url, release):
         base = url.split("?")[0]
         browser.goto(url)  # the token in the URL logs the browser in
-        xsrf = next(c["value"] for c in browser.context.cookies() if c["name"] == "_mitmproxy_xsrf")
+        xsrf = _xsrf_cookie(browser)
 
         def command(name: str, *args: str):
             r = browser.request.post(f"{base}commands/{name}", data={"arguments": list(args)},
