@@ -41,7 +41,7 @@ class Route:
             resolve.install(list(ctx.options.authsome_resolve))
         if {"authsome_home", "authsome_connections"} & updated:
             rt = runtime(ctx.options)
-            log.info("routing %s", ", ".join(f"{b.key}: {' '.join(b.provider.api_url)}" for b in rt.bindings) or "nothing")
+            log.info("routing %s", ", ".join(f"{b.key}: {' '.join(r.text for r in b.routes)}" for b in rt.bindings) or "nothing")
 
     def _binding(self, host: str, port: int, path: str | None = None):
         from authsome.bindings import find

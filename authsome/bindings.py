@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from authsome.errors import NotConnected, UsageError
 from authsome.models import Connection, Provider
-from authsome.providers import Registry
+from authsome.providers import Registry, deployment
 from authsome.providers.routes import Route, normalize_host, parse_routes
 from authsome.vault import Vault
 
@@ -28,6 +28,7 @@ class Binding:
     provider: Provider
     connection: str
     routes: tuple[Route, ...]
+    base_url: str | None = None  # the self-hosted deployment the connection was made for
 
     @property
     def key(self) -> str:
@@ -53,7 +54,7 @@ class Binding:
         oauth = self.provider.oauth
         if oauth is None:
             return frozenset()
-        base = (oauth.base_url or "").rstrip("/")
+        base = (self.base_url or oauth.base_url or "").rstrip("/")
         out = set()
         for url in (oauth.token_url, oauth.revocation_url, oauth.device_authorization_url,
                     oauth.registration_endpoint, oauth.authorization_url):
@@ -102,9 +103,22 @@ def load(vault: Vault, registry: Registry, selection: dict[str, str]) -> list[Bi
                 provider = registry.get(name)
             except Exception:
                 continue  # records of a provider whose definition is gone: not part of the run
-        bindings.append(Binding(provider, conn_name, parse_routes(provider.api_url)))
+        bindings.append(_binding(vault, provider, conn_name))
     _check_overlaps(bindings)
     return bindings
+
+
+def _binding(vault: Vault, provider: Provider, name: str) -> Binding:
+    """The connection's routes: the default deployment's, or its self-hosted instance's."""
+    base_url = None
+    if deployment.is_templated(provider):
+        conn = vault.get_connection(provider.name, name)
+        base_url = conn.base_url if conn is not None else None
+    entries = deployment.api_url_routes(provider, base_url)
+    if entries is None:
+        raise UsageError(f"Connection '{name}' of '{provider.name}' is for {base_url}, and the definition does not say "
+                         "which hosts serve that instance's API.", deployment.missing_routes_hint(provider))
+    return Binding(provider, name, parse_routes(entries), base_url=None if deployment.is_default(provider, base_url) else base_url)
 
 
 def _check_overlaps(bindings: list[Binding]) -> None:

@@ -76,6 +76,8 @@ class Provider:
     api_url: tuple[str, ...]
     export: dict[str, tuple[str, ...]]
     oauth: OAuthConfig | None = None
+    # api_url entries for a connection to a self-hosted deployment ({base_url}/...).
+    self_hosted_api_url: tuple[str, ...] = ()
     api_key: ApiKeyConfig | None = None
     description: str | None = None
     docs_url: str | None = None

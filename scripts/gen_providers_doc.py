@@ -24,7 +24,8 @@ in full; `docs/custom-providers.md` explains how to write your own.
 
 Env vars hold the placeholder `authsome-proxy-managed` under `authsome run` (non-secret extra
 fields, such as an account id, hold their real value). Hosts are the only places the credential is
-sent, over HTTPS.
+sent, over HTTPS. A connection made with `authsome login NAME --base-url URL` for a self-hosted
+instance uses the "self-hosted" hosts instead, with `{base_url}` filled in from URL.
 
 """
 
@@ -54,7 +55,8 @@ def render() -> str:
     for name, p in sorted(catalog.providers.items()):
         env = [n for names in p.export.values() for n in names]
         docs = f"[docs]({p.docs_url})" if p.docs_url else ""
-        rows.append(f"| `{name}` | {p.display_name} | {p.auth_type} | {_flows(p)} | {_cell(p.api_url)} | {_cell(env)} | {docs} |")
+        hosts = _cell(p.api_url) + ("<br>self-hosted: " + _cell(p.self_hosted_api_url) if p.self_hosted_api_url else "")
+        rows.append(f"| `{name}` | {p.display_name} | {p.auth_type} | {_flows(p)} | {hosts} | {_cell(env)} | {docs} |")
     count = f"{len(catalog.providers)} providers.\n\n"
     return HEADER + count + "\n".join(rows) + "\n"
 

@@ -329,6 +329,40 @@ def test_several_providers_and_a_chosen_connection(cli, api, home, trusting_env,
 
 
 @pytest.mark.invariant
+def test_self_hosted_token_goes_only_to_its_own_instance(api, home, trusting_env):
+    """A company GitLab's token never reaches gitlab.com, and gitlab.com's never reaches the company's."""
+    v = Vault.open()
+    v.put_connection(Connection(provider="gitlab", access_token="public-gitlab-token"))
+    v.put_connection(Connection(provider="gitlab", name="corp", access_token="corp-gitlab-token",
+                                base_url="https://gitlab.corp.test"))
+    both = ("curl -sS -H 'Authorization: Bearer authsome-proxy-managed' https://gitlab.com/api/v4/user; echo; "
+            "curl -sS -H 'Authorization: Bearer authsome-proxy-managed' https://gitlab.corp.test/api/v4/user")
+    resolve = api.resolve("gitlab.com", "gitlab.corp.test")
+    r = run(["--connection", "gitlab=corp", *resolve, "--", "sh", "-c", both], trusting_env)
+    assert r.code == 0, r.err
+    public, corp = (json.loads(line) for line in r.out.splitlines())
+    assert corp["headers"]["authorization"] == "Bearer corp-gitlab-token"
+    assert public["headers"]["authorization"] == f"Bearer {PLACEHOLDER}"  # tunnelled, untouched
+    api.clear()
+    r = run([*resolve, "--", "sh", "-c", both], trusting_env)
+    public, corp = (json.loads(line) for line in r.out.splitlines())
+    assert public["headers"]["authorization"] == "Bearer public-gitlab-token"
+    assert corp["headers"]["authorization"] == f"Bearer {PLACEHOLDER}"
+    assert "corp-gitlab-token" not in api.everything_seen()
+
+
+def test_self_hosted_connection_without_routes_is_refused(cli, home, trusting_env, tmp_path):
+    raw = json.loads(run_cli(["inspect", "gitlab"], env=trusting_env).out)
+    raw.pop("self_hosted_api_url")
+    (tmp_path / "gitlab.json").write_text(json.dumps(raw))
+    assert cli(["register", str(tmp_path / "gitlab.json"), "--force"]).code == 0
+    Vault.open().put_connection(Connection(provider="gitlab", access_token="corp-gitlab-token",
+                                           base_url="https://gitlab.corp.test"))
+    r = run(["--", "true"], trusting_env)
+    assert r.code == 2 and "is for https://gitlab.corp.test" in r.err and "self_hosted_api_url" in r.err
+
+
+@pytest.mark.invariant
 def test_childs_own_oauth_exchange_on_the_api_host_gets_no_token(api, x_connected, trusting_env):
     """X's token endpoint lives on api.twitter.com: a child's own OAuth call there stays its own."""
     r = run([*api.resolve("api.twitter.com"), "--", "curl", "-sS", "-d", "grant_type=client_credentials",

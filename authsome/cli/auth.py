@@ -36,7 +36,7 @@ def register(sub) -> None:
     p.add_argument("--flow", choices=FLOWS, help="login flow (default: the definition's flow)")
     p.add_argument("--force", action="store_true", help="replace an existing connection")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser; print the URL and accept a pasted redirect")
-    p.add_argument("--base-url", metavar="URL", help="base URL for templated (self-hosted) definitions")
+    p.add_argument("--base-url", metavar="URL", help="https URL of a self-hosted instance (GitHub Enterprise, GitLab self-managed); its API hosts then receive the token instead of the public ones")
     p.add_argument("--timeout", metavar="SECONDS", type=float, default=300.0,
                    help="how long to wait for the browser or the device approval (default: 300)")
     add_json(p)
@@ -75,8 +75,11 @@ def register(sub) -> None:
 def cmd_login(args) -> int:
     from authsome.vault import check_connection_name
 
+    from authsome.providers import deployment
+
     provider = registry().get(args.provider)
     check_connection_name(args.connection)
+    args.base_url = deployment.check_login(provider, args.base_url)
     flow = args.flow or provider.flow
     if (flow == "api_key") != (provider.auth_type == "api_key"):
         raise UsageError(f"'{provider.name}' does not support the '{flow}' flow.", f"run `authsome inspect {provider.name}`")

@@ -78,6 +78,17 @@ def semantic_problems(raw: dict[str, Any]) -> list[Problem]:
 
     known_fields: set[str]
     oauth = raw.get("oauth")
+    if raw.get("self_hosted_api_url") is not None and not any(
+        "{base_url}" in str((oauth or {}).get(name) or "")
+        for name in ("authorization_url", "token_url", "device_authorization_url", "registration_endpoint", "issuer")
+    ):
+        problems.append(("self_hosted_api_url", "needs OAuth endpoints written as {base_url}/... (nothing else varies per deployment)"))
+    self_hosted = raw.get("self_hosted_api_url") or []
+    for i, entry in enumerate([self_hosted] if isinstance(self_hosted, str) else self_hosted):
+        try:
+            parse_route(entry.replace("{base_url}", "https://base.invalid"))
+        except RouteError as exc:
+            problems.append((f"self_hosted_api_url[{i}]", str(exc)))
     if raw["auth_type"] == "oauth2":
         known_fields = set(OAUTH_FIELDS)
         flow = raw["flow"]
@@ -161,12 +172,14 @@ def build_provider(raw: dict[str, Any], *, source: str, path: str | None) -> Pro
             extra_fields=tuple(ExtraField(**f) for f in a.get("extra_fields", ())),
         )
     routes = raw["api_url"]
+    self_hosted = raw.get("self_hosted_api_url") or ()
     return Provider(
         name=raw["name"],
         display_name=raw["display_name"],
         auth_type=raw["auth_type"],
         flow=raw["flow"],
         api_url=tuple([routes] if isinstance(routes, str) else routes),
+        self_hosted_api_url=tuple([self_hosted] if isinstance(self_hosted, str) else self_hosted),
         export={k: tuple([v] if isinstance(v, str) else v) for k, v in raw["export"].items()},
         oauth=oauth,
         api_key=api_key,

@@ -53,6 +53,18 @@ def test_scopes_do_not_apply_to_api_keys(cli, keyed):
     assert cli(["login", "acme", "--scopes", "a,b"], input=KEY).code == 2
 
 
+@pytest.mark.parametrize("args, says", [
+    (["x", "--base-url", "https://twitter.example"], "fixed endpoints"),
+    (["gitlab", "--base-url", "http://gitlab.corp.test"], "is not an https:// URL"),
+    (["gitlab", "--base-url", "https://gitlab.corp.test/?x=1"], "query"),
+    (["acme", "--base-url", "https://acme.example"], "fixed endpoints"),
+])
+def test_bad_base_url_is_refused_before_anything_starts(cli, keyed, args, says):
+    r = cli(["login", *args, "--no-browser"])
+    assert r.code == 2 and says in r.err, r.err
+    assert "Traceback" not in r.err
+
+
 def test_logout_and_revoke_remove_local_records(cli, home):
     v = Vault.open()
     v.put_connection(Connection(provider="x", access_token="a"))

@@ -287,4 +287,4 @@ def test_templated_definition_needs_and_uses_base_url(home, oauth, browser, x_en
     oidc_login_and_consent(browser, "kim")
     done = login.finish()
     assert done.code == 0, done.err
-    assert json.loads(run_cli(["get", "selfhosted", "--json"], env=env).out)["base_url"] == "https://twitter.com/"
+    assert json.loads(run_cli(["get", "selfhosted", "--json"], env=env).out)["base_url"] == "https://twitter.com"  # normalized

@@ -83,6 +83,10 @@ MALFORMED = [
     pytest.param(_mutate(lambda r: r.update(export={"api_key": "X_KEY"})), "export.api_key", "not a credential field", id="export-unknown-field"),
     pytest.param(_mutate(lambda r: r.update(name="y")), "name", "does not match the file name", id="name-mismatch"),
     pytest.param(_mutate(lambda r: r.update(surprise=1)), "(top level)", "Additional properties", id="unknown-key"),
+    pytest.param(_mutate(lambda r: r.update(self_hosted_api_url=["{base_url}/2"])), "self_hosted_api_url",
+                 "needs OAuth endpoints written as {base_url}", id="self-hosted-without-template"),
+    pytest.param(_mutate(lambda r: r.update(self_hosted_api_url=["api.example.com"])), "self_hosted_api_url[0]",
+                 "does not match", id="self-hosted-not-templated"),
 ]
 
 

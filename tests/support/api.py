@@ -28,6 +28,7 @@ from .tls import CA, make_leaf
 NAMES = [
     "api.twitter.com", "api.x.com", "api.acme.test", "other.test",
     "api.twitter.com.evil.test", "evilapi.twitter.com", "api.x.com.attacker.test",
+    "gitlab.com", "gitlab.corp.test",
 ]
 RELEASE_TIMEOUT = 30.0
 
