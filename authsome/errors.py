@@ -43,6 +43,18 @@ class AuthsomeError(Exception):
         return out
 
 
+class Terminated(AuthsomeError):
+    """A signal (SIGTERM, SIGHUP, ...) asked authsome to stop before the command ran."""
+
+    code = "terminated"
+
+    def __init__(self, signum: int):
+        import signal
+
+        super().__init__(f"Stopped by {signal.Signals(signum).name} before the command started.")
+        self.exit_code = 128 + signum  # as a shell reports a process killed by that signal
+
+
 class UsageError(AuthsomeError):
     exit_code = ExitCode.USAGE
     code = "usage"

@@ -124,7 +124,7 @@ class Proxy:
         if cfg.upstream_proxy_auth:
             settings["upstream_auth"] = cfg.upstream_proxy_auth
         if cfg.ui == "web":
-            settings.update(web_host="127.0.0.1", web_port=_free_port(), web_open_browser=False)
+            settings.update(web_open_browser=False)
         opts.update(**settings)
         try:
             await m.run()
@@ -153,6 +153,9 @@ class Proxy:
         return self._thread.is_alive()
 
     def stop(self, timeout: float = 5.0) -> None:
+        if self._thread.is_alive() and not self._ready.is_set():
+            # Stopped while starting (a signal): let it reach a state that can shut down.
+            self._ready.wait(timeout)
         loop, master = self._loop, self._master
         if loop is not None and master is not None and self._thread.is_alive():
             async def close() -> None:
@@ -165,14 +168,6 @@ class Proxy:
                 pass  # the loop is already gone
         if self._thread.is_alive():
             self._thread.join(timeout)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _route_logs(log_file: Path | None) -> None:

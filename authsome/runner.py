@@ -9,11 +9,13 @@ when the child exits.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from authsome import exports, paths
 from authsome.bindings import Binding
 from authsome.certs import ca as run_ca
 from authsome.certs import trust
-from authsome.errors import UsageError
+from authsome.errors import Terminated, UsageError
 from authsome.providers.routes import normalize_host
 from authsome.vault import Vault
 
@@ -63,20 +65,68 @@ def _write(path: Path, data: str) -> Path:
     return path
 
 
+OWNER_FILE = "pid"
+
+
 def prepare_files(home: Path, routes, parent_env: Mapping[str, str]) -> RunFiles:
     runs = paths.ensure_dir(home / "runs")
     directory = Path(paths.ensure_dir(runs / secrets.token_hex(8)))
-    ca = run_ca.create(directory / "ca", routes)
-    parent_extra = [Path(parent_env[v]) for v in ADDITIVE_CA_VARS if parent_env.get(v)]
-    log_file = _write(directory / "proxy.log", "")
-    return RunFiles(
-        directory=directory,
-        ca=ca,
-        child_bundle=_write(directory / "child-bundle.pem", trust.bundle_pem([ca.cert_path], env=parent_env)),
-        upstream_bundle=_write(directory / "upstream-bundle.pem", trust.bundle_pem(env=parent_env)),
-        node_bundle=_write(directory / "node-ca.pem", trust.concat_pem([*parent_extra, ca.cert_path])),
-        log_file=log_file,
-    )
+    try:
+        _write(directory / OWNER_FILE, _owner())
+        ca = run_ca.create(directory / "ca", routes)
+        parent_extra = [Path(parent_env[v]) for v in ADDITIVE_CA_VARS if parent_env.get(v)]
+        log_file = _write(directory / "proxy.log", "")
+        return RunFiles(
+            directory=directory,
+            ca=ca,
+            child_bundle=_write(directory / "child-bundle.pem", trust.bundle_pem([ca.cert_path], env=parent_env)),
+            upstream_bundle=_write(directory / "upstream-bundle.pem", trust.bundle_pem(env=parent_env)),
+            node_bundle=_write(directory / "node-ca.pem", trust.concat_pem([*parent_extra, ca.cert_path])),
+            log_file=log_file,
+        )
+    except BaseException:  # a signal or an error half-way: no half-made run left behind
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+
+
+def _owner() -> str:
+    # The host name too: a home shared between containers sees pids of other pid namespaces.
+    return f"{socket.gethostname()} {os.getpid()}"
+
+
+def sweep_stale_runs(home: Path) -> list[Path]:
+    """Remove the files of runs whose authsome process is gone (killed with -9, a crash).
+
+    A run removes its own directory when it ends; this catches the ones that
+    could not, so a dead run's CA key does not stay on disk. Directories
+    without an owner file (a run being set up) or owned on another host are
+    left alone.
+    """
+    removed = []
+    runs = home / "runs"
+    if not runs.is_dir():
+        return removed
+    for directory in runs.iterdir():
+        try:
+            host, pid_text = (directory / OWNER_FILE).read_text().split()
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            continue
+        if host != socket.gethostname() or pid == os.getpid() or _alive(pid):
+            continue
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.append(directory)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process has that pid now
+    return True
 
 
 def _no_proxy(parent_env: Mapping[str, str], bindings: Sequence[Binding]) -> str:
@@ -175,16 +225,35 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+# Before the child exists, these stop authsome (files removed, proxy stopped);
+# by default they would kill it on the spot and leave the run's CA key behind.
+STOPPING = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+@contextlib.contextmanager
+def _signals(handler, signums):
+    previous = {s: signal.signal(s, handler) for s in signums}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
+def _stop(signum, _frame) -> None:
+    raise Terminated(signum)
+
+
 def spawn(argv: Sequence[str], env: dict[str, str]) -> int:
     """Run the child in the foreground; forward signals; return its exit status."""
-    try:
-        child = subprocess.Popen(list(argv), env=env)
-    except FileNotFoundError:
-        raise UsageError(f"Command not found: {argv[0]}.", "check the command after `--`") from None
-    except PermissionError:
-        raise UsageError(f"Permission denied running {argv[0]}.") from None
+    child: subprocess.Popen | None = None
+    pending: list[int] = []  # arrived while Popen ran: the child may exist before Popen returns
 
     def forward(signum, _frame) -> None:
+        if child is None:
+            pending.append(signum)
+            return
         if signum == signal.SIGINT and _terminal_delivers_sigint():
             return  # the terminal already sent Ctrl-C to the child, which shares our process group
         try:
@@ -192,17 +261,20 @@ def spawn(argv: Sequence[str], env: dict[str, str]) -> int:
         except ProcessLookupError:
             pass
 
-    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
-    previous = {s: signal.signal(s, forward) for s in handled}
-    try:
+    with _signals(forward, FORWARDED):
+        try:
+            child = subprocess.Popen(list(argv), env=env)
+        except FileNotFoundError:
+            raise UsageError(f"Command not found: {argv[0]}.", "check the command after `--`") from None
+        except PermissionError:
+            raise UsageError(f"Permission denied running {argv[0]}.") from None
+        for signum in pending:
+            forward(signum, None)
         while True:
             try:
                 return exit_status(child.wait())
             except KeyboardInterrupt:
                 continue
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 def _terminal_delivers_sigint() -> bool:
@@ -216,31 +288,38 @@ def run(argv: Sequence[str], bindings: Sequence[Binding], vault: Vault, *, conne
         deny_unmatched: bool = False, ui: str | None = None, parent_env: Mapping[str, str] | None = None,
         on_ready=None) -> int:
     """Start the proxy, run the child, stop the proxy, return the child's status."""
-    from authsome.proxy import Proxy, ProxyConfig
-
     if not argv:
         raise UsageError("No command to run.", "put the command after --, for example: authsome run -- python my_agent.py")
-    parent_env = dict(os.environ if parent_env is None else parent_env)
+    with _signals(_stop, STOPPING):
+        return _run(argv, bindings, vault, connections=connections, deny_unmatched=deny_unmatched, ui=ui,
+                    parent_env=dict(os.environ if parent_env is None else parent_env), on_ready=on_ready)
+
+
+def _run(argv, bindings, vault, *, connections, deny_unmatched, ui, parent_env, on_ready) -> int:
+    from authsome.proxy import Proxy, ProxyConfig
+
     home = paths.ensure_home()
+    sweep_stale_runs(home)
     routes = [r for b in bindings for r in b.routes]
     files = prepare_files(home, routes, parent_env)
-    password = secrets.token_urlsafe(24)
-    upstream, upstream_auth = upstream_proxy(parent_env)
-    proxy = Proxy(ProxyConfig(
-        confdir=files.ca.confdir,
-        upstream_trust=files.upstream_bundle,
-        proxy_user=PROXY_USER,
-        proxy_password=password,
-        home=str(home),
-        connections=connections,
-        run_id=files.directory.name,
-        deny_unmatched=deny_unmatched,
-        upstream_proxy=upstream,
-        upstream_proxy_auth=upstream_auth,
-        log_file=files.log_file,
-        ui=ui,
-    ))
+    proxy = None
     try:
+        password = secrets.token_urlsafe(24)
+        upstream, upstream_auth = upstream_proxy(parent_env)
+        proxy = Proxy(ProxyConfig(
+            confdir=files.ca.confdir,
+            upstream_trust=files.upstream_bundle,
+            proxy_user=PROXY_USER,
+            proxy_password=password,
+            home=str(home),
+            connections=connections,
+            run_id=files.directory.name,
+            deny_unmatched=deny_unmatched,
+            upstream_proxy=upstream,
+            upstream_proxy_auth=upstream_auth,
+            log_file=files.log_file,
+            ui=ui,
+        ))
         port = proxy.start()
         env = child_environment(parent_env, bindings, vault, files, port, password)
         if on_ready is not None:
@@ -250,5 +329,6 @@ def run(argv: Sequence[str], bindings: Sequence[Binding], vault: Vault, *, conne
             log.warning("the proxy stopped while the command ran; requests after that failed")
         return status
     finally:
-        proxy.stop()
+        if proxy is not None:
+            proxy.stop()
         files.remove()

@@ -32,11 +32,25 @@ SECRET_OPTIONS = ("proxyauth", "upstream_auth")
 
 
 def web_master(opts):
-    """A WebMaster whose UI shows every request as the child sent it."""
+    """A WebMaster whose UI shows every request as the child sent it, on a port of its own."""
+    import tornado.httpserver
+    import tornado.ioloop
+    import tornado.netutil
+    from mitmproxy.master import Master
     from mitmproxy.tools.web.master import WebMaster
 
+    class _WebMaster(WebMaster):
+        async def running(self):
+            # Bind port 0 here: a port picked free beforehand can be taken by the
+            # time the stock running() binds it. The rest is what the stock one does.
+            tornado.ioloop.IOLoop.current()  # registers tornado with this loop
+            sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+            tornado.httpserver.HTTPServer(self.app, max_buffer_size=2**32).add_sockets(sockets)
+            self.options.update(web_host="127.0.0.1", web_port=sockets[0].getsockname()[1])
+            return await Master.running(self)
+
     _patch_web_app()
-    return WebMaster(opts, with_termlog=False)
+    return _WebMaster(opts, with_termlog=False)
 
 
 def _in_flight(flow) -> dict | None:

@@ -271,6 +271,46 @@ def test_signals_are_forwarded_to_the_child(x_connected, trusting_env, tmp_path,
     assert marker.read_text() == str(int(sig))
 
 
+def _run_dirs(home) -> list:
+    runs = home / "runs"
+    return sorted(runs.iterdir()) if runs.exists() else []
+
+
+@pytest.mark.invariant
+def test_a_killed_runs_ca_key_is_removed_by_the_next_run(home, x_connected, trusting_env, tmp_path):
+    pidfile = tmp_path / "child.pid"
+    proc = subprocess.Popen([*AUTHSOME, "run", "--", "sh", "-c", f"echo $$ > {pidfile}; exec sleep 60"],
+                            env={**os.environ, **trusting_env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not pidfile.exists() or not pidfile.read_text().strip():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    [left] = _run_dirs(home)
+    assert list(left.rglob("mitmproxy-ca.pem"))
+    proc.kill()  # kill -9: no chance to clean up
+    proc.wait()
+    os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    assert _run_dirs(home) == [left]
+    assert run(["--", "true"], trusting_env).code == 0
+    assert _run_dirs(home) == []
+
+
+def test_a_run_stopped_during_start_up_leaves_nothing_behind(home, x_connected, trusting_env):
+    # SIGTERM while the proxy starts (the run's files exist, the child does not yet):
+    # authsome stops as a shell would report it, and removes the CA key it made.
+    proc = subprocess.Popen([*AUTHSOME, "run", "--", "sleep", "60"], env={**os.environ, **trusting_env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not _run_dirs(home):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err
+    assert _run_dirs(home) == []
+
+
 def test_stdin_and_stdout_pass_through(x_connected, trusting_env):
     r = run_cli(["run", "--", "tr", "a-z", "A-Z"], input="hello agent\n", env=trusting_env)
     assert r.code == 0 and r.out == "HELLO AGENT\n"
