@@ -74,15 +74,21 @@ CASES = [
 ]
 
 
-@pytest.mark.invariant
-@pytest.mark.parametrize("case", CASES)
-def test_injection_decision(case: Case):
+def _request(case: Case):
+    """A real mitmproxy request carrying exactly the case's headers and query."""
     request = tutils.treq(host="api.acme.test", port=443, path="/v1/things", headers=())
     request.headers.clear()
     for k, v in case.headers.items():
         request.headers[k] = v
     for k, v in case.query.items():
         request.query[k] = v
+    return request
+
+
+@pytest.mark.invariant
+@pytest.mark.parametrize("case", CASES)
+def test_injection_decision(case: Case):
+    request = _request(case)
     before_headers = dict(request.headers)
     before_query = dict(request.query)
     changed = injection.apply(request, case.provider, case.conn)
@@ -98,12 +104,7 @@ def test_injection_decision(case: Case):
 
 @pytest.mark.parametrize("case", CASES)
 def test_hide_then_reveal_restores_the_injected_request(case: Case):
-    request = tutils.treq(host="api.acme.test", port=443, path="/v1/things", headers=())
-    request.headers.clear()
-    for k, v in case.headers.items():
-        request.headers[k] = v
-    for k, v in case.query.items():
-        request.query[k] = v
+    request = _request(case)
     child = (dict(request.headers), dict(request.query))
     changed = injection.apply(request, case.provider, case.conn)
     injected = (dict(request.headers), dict(request.query))
