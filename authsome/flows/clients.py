@@ -12,11 +12,18 @@ from authsome.flows.interaction import Interaction, client_from_env, env_prefix
 from authsome.models import ClientCredentials, Provider
 from authsome.vault import Vault
 
-CLIENT_FIELDS = [
-    FormField("client_id", "Client ID"),
-    FormField("client_secret", "Client secret", secret=True, required=False,
-              hint="Leave empty for a public client (PKCE only)."),
-]
+CLIENT_ID = FormField("client_id", "Client ID")
+CLIENT_SECRET = FormField("client_secret", "Client secret", secret=True, required=False,
+                          hint="Leave empty for a public client (PKCE only).")
+
+
+def uses_secret(provider: Provider) -> bool:
+    """False for providers whose apps on a loopback redirect are public clients (Slack with PKCE)."""
+    return provider.oauth is None or provider.oauth.client_auth != "none"
+
+
+def client_fields(provider: Provider) -> list[FormField]:
+    return [CLIENT_ID, CLIENT_SECRET] if uses_secret(provider) else [CLIENT_ID]
 
 
 def known_client(provider: Provider, vault: Vault) -> ClientCredentials | None:
@@ -60,7 +67,9 @@ def prompt_client(provider: Provider, vault: Vault, ui: Interaction, *, redirect
     if redirect_uri:
         ui.notice(f"Register this redirect URI with {provider.display_name}: {redirect_uri}")
     client_id = ui.prompt("Client ID", secret=False)
-    secret = ui.prompt("Client secret" + (" (empty for a public client)" if secret_optional else ""), secret=True)
+    secret = ""
+    if uses_secret(provider):
+        secret = ui.prompt("Client secret" + (" (empty for a public client)" if secret_optional else ""), secret=True)
     try:
         return client_from_form(provider, vault, {"client_id": client_id, "client_secret": secret}, source="prompt")
     except FormRejected as exc:

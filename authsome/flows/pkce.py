@@ -19,7 +19,7 @@ from authlib.integrations.base_client.errors import OAuthError
 
 from authsome.errors import AuthServerError, LoginError, StateMismatch
 from authsome.flows import oauth_client
-from authsome.flows.clients import CLIENT_FIELDS, client_from_form, known_client, prompt_client
+from authsome.flows.clients import client_fields, client_from_form, known_client, prompt_client, uses_secret
 from authsome.flows.form_server import LoginPage
 from authsome.flows.interaction import Interaction, LoginOptions
 from authsome.models import ClientCredentials, Connection, Provider
@@ -118,8 +118,10 @@ class PkceLogin:
             port=opts.port,
             title=f"Log in to {self.provider.display_name}",
             intro=(f"Enter the OAuth client of your {self.provider.display_name} app. The client secret is "
-                   "optional for public clients."),
-            fields=CLIENT_FIELDS if needs_form else None,
+                   "optional for public clients." if uses_secret(self.provider) else
+                   f"Enter the client ID of your {self.provider.display_name} app. No secret is needed: "
+                   "with PKCE on a loopback redirect the app is a public client."),
+            fields=client_fields(self.provider) if needs_form else None,
             on_submit=self._on_client_form if needs_form else None,
             on_callback=self._on_callback,
             show_redirect_uri=True,

@@ -85,6 +85,9 @@ def semantic_problems(raw: dict[str, Any]) -> list[Problem]:
         problems.append(("self_hosted_api_url", "needs OAuth endpoints written as {base_url}/... (nothing else varies per deployment)"))
     self_hosted = raw.get("self_hosted_api_url") or []
     for i, entry in enumerate([self_hosted] if isinstance(self_hosted, str) else self_hosted):
+        if "{base_url}" in entry[1:]:
+            problems.append((f"self_hosted_api_url[{i}]", "{base_url} may only start an entry ({base_url}/path)"))
+            continue
         try:
             parse_route(entry.replace("{base_url}", "https://base.invalid"))
         except RouteError as exc:

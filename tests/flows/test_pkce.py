@@ -83,6 +83,24 @@ def test_public_client_without_secret(home, oauth, browser, x_env):
     assert oauth.stats()["token_requests"][-1]["client_auth"] == "none"
 
 
+def test_public_client_provider_asks_for_no_secret_and_sends_none(home, oauth, browser, x_env, cli, tmp_path):
+    # Slack's shape: on a loopback redirect the app must be a PKCE public client.
+    raw = json.loads(run_cli(["inspect", "x"], env=x_env).out)
+    raw["oauth"]["client_auth"] = "none"
+    (tmp_path / "x.json").write_text(json.dumps(raw))
+    assert cli(["register", str(tmp_path / "x.json"), "--force"]).code == 0
+    login = LoginProcess(["x", "--no-browser"], {**x_env, "X_CLIENT_SECRET": "never-sent"})
+    browser.goto(login.url())
+    assert browser.locator("#client_id").count() == 1
+    assert browser.locator("#client_secret").count() == 0
+    assert "No secret is needed" in browser.content()
+    fill_client_form(browser, "public")
+    oidc_login_and_consent(browser, "carol")
+    browser.wait_for_selector("h1.ok")
+    assert login.finish().code == 0
+    assert oauth.stats()["token_requests"][-1]["client_auth"] == "none"
+
+
 def test_client_credentials_from_ci_variables(home, oauth, browser, x_env):
     env = {**x_env, "X_CLIENT_ID": CLIENT_ID, "X_CLIENT_SECRET": CLIENT_SECRET, "CI": "true"}
     login = LoginProcess(["x", "--no-browser"], env)

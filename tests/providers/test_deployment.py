@@ -92,3 +92,11 @@ def test_a_definition_for_one_instance_routes_its_api_url():
 def test_base_url_is_refused_for_fixed_endpoints():
     with pytest.raises(UsageError, match="fixed endpoints"):
         deployment.check_login(_bundled("x"), "https://twitter.example")
+
+
+def test_salesforce_sandbox_login_keeps_the_my_domain_routes():
+    salesforce = _bundled("salesforce")
+    assert deployment.check_login(salesforce, "https://test.salesforce.com") == "https://test.salesforce.com"
+    sandbox = parse_routes(deployment.api_url_routes(salesforce, "https://test.salesforce.com"))
+    assert any(r.matches_host("acme--dev.sandbox.my.salesforce.com") for r in sandbox)
+    assert not any(r.matches_host("test.salesforce.com") for r in sandbox)

@@ -85,8 +85,9 @@ MALFORMED = [
     pytest.param(_mutate(lambda r: r.update(surprise=1)), "(top level)", "Additional properties", id="unknown-key"),
     pytest.param(_mutate(lambda r: r.update(self_hosted_api_url=["{base_url}/2"])), "self_hosted_api_url",
                  "needs OAuth endpoints written as {base_url}", id="self-hosted-without-template"),
-    pytest.param(_mutate(lambda r: r.update(self_hosted_api_url=["api.example.com"])), "self_hosted_api_url[0]",
-                 "does not match", id="self-hosted-not-templated"),
+    pytest.param(_mutate(lambda r: (r["oauth"].update(token_url="{base_url}/2/oauth2/token", base_url="https://api.twitter.com"),
+                                    r.update(self_hosted_api_url=["regex:^{base_url}$"]))), "self_hosted_api_url[0]",
+                 "may only start an entry", id="self-hosted-template-inside"),
 ]
 
 
