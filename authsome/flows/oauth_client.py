@@ -146,10 +146,37 @@ def granted(token: dict[str, Any], requested: tuple[str, ...], oauth: OAuthConfi
     )
 
 
+def account_from_id_token(id_token: str | None) -> str | None:
+    """Who logged in, from an OpenID Connect ID token, for display (`whoami`, `list`).
+
+    Not a signature check: the token came straight from the token endpoint over
+    verified TLS, which OpenID Connect Core 3.1.3.7 accepts in place of one,
+    and the value only labels the connection.
+    """
+    if not id_token or id_token.count(".") != 2:
+        return None
+    import base64
+    import json
+
+    payload = id_token.split(".")[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(claims, dict):
+        return None
+    for claim in ("email", "preferred_username", "upn", "sub"):
+        value = claims.get(claim)
+        if isinstance(value, str) and value.strip() and len(value) <= 256:
+            return value.strip()
+    return None
+
+
 def new_connection(provider: Provider, name: str, g: Granted, *, flow: str, base_url: str | None) -> Connection:
     return Connection(
         provider=provider.name,
         name=name,
+        account=account_from_id_token(g.id_token),
         auth_type="oauth2",
         access_token=g.access_token,
         refresh_token=g.refresh_token,

@@ -101,6 +101,18 @@ def test_public_client_provider_asks_for_no_secret_and_sends_none(home, oauth, b
     assert oauth.stats()["token_requests"][-1]["client_auth"] == "none"
 
 
+def test_openid_login_names_the_account(home, oauth, browser, x_env):
+    login = LoginProcess(["x", "--no-browser", "--scopes", "openid,users.read"], x_env)
+    browser.goto(login.url())
+    fill_client_form(browser, "public")
+    oidc_login_and_consent(browser, "frank")
+    browser.wait_for_selector("h1.ok")
+    assert login.finish().code == 0
+    [conn] = json.loads(run_cli(["whoami", "--json"], env=x_env).out)["connections"]
+    assert (conn["provider"], conn["account"]) == ("x", "frank")
+    assert "frank" in run_cli(["whoami"], env=x_env).out
+
+
 def test_client_credentials_from_ci_variables(home, oauth, browser, x_env):
     env = {**x_env, "X_CLIENT_ID": CLIENT_ID, "X_CLIENT_SECRET": CLIENT_SECRET, "CI": "true"}
     login = LoginProcess(["x", "--no-browser"], env)
