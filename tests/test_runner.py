@@ -148,7 +148,7 @@ def test_placeholder_is_swapped_for_real_clients(api, x_connected, trusting_env,
     assert r.code == 0, r.err
     # The server saw the real token (and echoed it back: a real API would not).
     assert json.loads(r.out)["headers"]["authorization"] == f"Bearer {TOKEN}"
-    # No file outside the vault holds it: not the audit log, the proxy log or the run files.
+    # No file outside the vault holds it afterwards (the audit log); during the run, see below.
     assert TOKEN not in home_files_text()
 
 
@@ -165,6 +165,29 @@ def home_files_text() -> str:
             except OSError:
                 pass
     return "\n".join(out)
+
+
+@pytest.mark.invariant
+def test_no_file_holds_the_token_while_the_run_is_alive(api, x_connected, trusting_env, tmp_path):
+    # The run's own files (proxy log, bundles, CA) exist only while it runs: look then.
+    needle = tmp_path / "needle"
+    needle.write_text(TOKEN)
+    probe = _child(f'''
+        import os, subprocess
+        subprocess.run(["curl", "-sS", "-o", "/dev/null", "https://api.twitter.com/2/users/me"], check=True)
+        token, found = open("{needle}").read(), []
+        for root, _dirs, files in os.walk(os.environ["AUTHSOME_HOME"]):
+            for name in files:
+                if "vault" in root or name == "master.key":
+                    continue
+                if token in open(os.path.join(root, name), errors="replace").read():
+                    found.append(os.path.join(root, name))
+        print("runs" in os.listdir(os.environ["AUTHSOME_HOME"]), found)
+    ''')
+    r = run([*api.resolve("api.twitter.com"), "--", *probe], trusting_env)
+    assert r.code == 0, r.err
+    assert api.seen[0]["headers"]["authorization"] == f"Bearer {TOKEN}"
+    assert r.out.strip() == "True []"
 
 
 def test_api_x_com_is_routed_too(api, x_connected, trusting_env):
