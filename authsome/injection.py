@@ -133,6 +133,15 @@ def undo(request: Any, changed: dict[str, Original]) -> None:
         _set(container, name, original)
 
 
+def is_applied(request: Any, changed: dict[str, Original]) -> bool:
+    """True while some slot still holds what `apply` put there (not undone yet)."""
+    for key, original in changed.items():
+        container, name = _slot(request, key)
+        if container.get(name) != original:
+            return True
+    return False
+
+
 def hide(request: Any, changed: dict[str, Original]) -> dict[str, tuple[str, Original]]:
     """`undo` for a moment: return what the slots held (name as spelled, value), for `reveal`."""
     held = {}

@@ -53,12 +53,19 @@ def web_master(opts):
     return _WebMaster(opts, with_termlog=False)
 
 
-def _in_flight(flow) -> dict | None:
-    """What we injected into `flow`, while its request is out and unanswered."""
+def _holding_secret(flow) -> dict | None:
+    """What we injected into `flow`, while the request still holds it (Redact has not run)."""
     meta = flow.metadata.get(META) if hasattr(flow, "metadata") else None
-    if not meta or not meta.get("injected") or getattr(flow, "response", None) is not None or flow.error:
+    changed = meta.get("injected") if meta else None
+    if not changed or not injection.is_applied(flow.request, changed):
         return None
-    return meta["injected"]
+    return changed
+
+
+def _unanswered(flow) -> bool:
+    # Redact puts the child's values back once an answer or an error arrives; after
+    # that nothing is sent any more, so a hidden request stays as the child sent it.
+    return getattr(flow, "response", None) is None and not flow.error
 
 
 def _patch_web_app() -> None:
@@ -72,7 +79,7 @@ def _patch_web_app() -> None:
     original_to_json = app.flow_to_json
 
     def flow_to_json(flow):
-        changed = _in_flight(flow)
+        changed = _holding_secret(flow)
         if not changed:
             return original_to_json(flow)
         # The flow itself, not a copy: a copy has a new id the UI could not act on.
@@ -96,7 +103,7 @@ def _patch_web_app() -> None:
             self._authsome_hidden = [
                 (flow, changed, injection.hide(flow.request, changed))
                 for flow in self.application.master.view.resolve("@all")
-                if (changed := _in_flight(flow))
+                if (changed := _holding_secret(flow))
             ]
             # on_finish reveals; should tornado skip it on a broken connection,
             # the loop's next turn does (a request then leaves with the
@@ -110,7 +117,7 @@ def _patch_web_app() -> None:
 
     def _reveal(handler) -> None:
         for flow, changed, held in handler.__dict__.pop("_authsome_hidden", ()):
-            if _in_flight(flow) is changed:  # not answered, not re-sent meanwhile
+            if _unanswered(flow):
                 injection.reveal(flow.request, changed, held)
 
     app.RequestHandler.prepare = prepare

@@ -27,21 +27,21 @@ TOKEN = "web-ui-token-" + "W" * 24
 CHILD = """\
 import os, sys, requests
 print(os.environ['HTTPS_PROXY'], flush=True)
-r = requests.get('https://api.twitter.com/hold', headers={'Authorization': 'Bearer ' + os.environ['X_ACCESS_TOKEN']})
+r = requests.get('https://api.twitter.com' + sys.argv[1], headers={'Authorization': 'Bearer ' + os.environ['X_ACCESS_TOKEN']})
 print(r.status_code, flush=True)
 sys.stdin.readline()
 """
 
 
 @contextlib.contextmanager
-def held_run(api, trusting_env, test_ca):
+def held_run(api, trusting_env, test_ca, path="/hold", status="200"):
     """`authsome run --ui web` whose child's request waits at the API.
 
     Yields (UI URL, proxy URL, release): `release()` lets the API answer; the
     run goes on until the block ends.
     """
     Vault.open().put_connection(Connection(provider="x", access_token=TOKEN, expires_at=time.time() + 3600))
-    proc = subprocess.Popen([*AUTHSOME, "run", "--ui", "web", *api.resolve("api.twitter.com"), "--", sys.executable, "-c", CHILD],
+    proc = subprocess.Popen([*AUTHSOME, "run", "--ui", "web", *api.resolve("api.twitter.com"), "--", sys.executable, "-c", CHILD, path],
                             env={**os.environ, **trusting_env}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -61,7 +61,7 @@ def held_run(api, trusting_env, test_ca):
         def release() -> None:
             trust = ssl.create_default_context(cafile=str(test_ca.cert))
             urllib.request.urlopen(f"https://127.0.0.1:{api.port}/release", context=trust).read()
-            assert proc.stdout.readline().strip() == "200"
+            assert proc.stdout.readline().strip() == status
 
         yield url, proxy_url, release
     finally:
@@ -128,3 +128,19 @@ def test_web_ui_downloads_commands_and_options_hand_out_no_secret(home, api, tru
         assert password not in options
         assert browser.request.get(base + "options").json()["proxyauth"]["value"] == HIDDEN
         release()
+
+
+@pytest.mark.invariant
+def test_web_ui_push_of_a_failed_request_shows_no_token(home, api, trusting_env, test_ca, browser):
+    # The upstream drops the held request: the error reaches the UI's live view
+    # before the Redact addon has put the placeholder back.
+    frames: list[str] = []
+    browser.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))))
+    with held_run(api, trusting_env, test_ca, path="/hold-drop", status="502") as (url, _, release):
+        browser.goto(url)
+        browser.get_by_text("/hold-drop").first.wait_for()
+        release()
+        browser.get_by_text("/hold-drop").first.click()
+        browser.get_by_text(PLACEHOLDER).first.wait_for()
+        assert any("/hold-drop" in f and '"error"' in f and "msg" in f for f in frames), frames
+    assert frames and not any(TOKEN in f for f in frames)

@@ -17,6 +17,7 @@ Routes:
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -79,6 +80,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.release.clear()
             self.server.release.wait(RELEASE_TIMEOUT)
             self._send(200, json.dumps(entry).encode())
+        elif url.path == "/hold-drop":
+            # Held like /hold, then the connection closes with no answer: the flow ends in an error.
+            self.server.release.clear()
+            self.server.release.wait(RELEASE_TIMEOUT)
+            self.close_connection = True
+            self.request.shutdown(socket.SHUT_RDWR)
         elif url.path == "/release":
             self.server.release.set()
             self._send(200, b'{"released": true}')
