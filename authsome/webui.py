@@ -69,7 +69,7 @@ def _unanswered(flow) -> bool:
 
 
 def _patch_web_app() -> None:
-    from mitmproxy import optmanager
+    from mitmproxy import http, optmanager
     from mitmproxy.tools.web import app
 
     if getattr(app, "authsome_patched", False):
@@ -122,6 +122,23 @@ def _patch_web_app() -> None:
 
     app.RequestHandler.prepare = prepare
     app.RequestHandler.on_finish = on_finish
+
+    # Every serialization of a flow (the flow download, `save.file`, a
+    # `save_stream_file` set from the options page, copies) goes through
+    # get_state: it too sees the request as the child sent it.
+    original_get_state = http.HTTPFlow.get_state
+
+    def get_state(self):
+        changed = _holding_secret(self)
+        if not changed:
+            return original_get_state(self)
+        held = injection.hide(self.request, changed)
+        try:
+            return original_get_state(self)
+        finally:
+            injection.reveal(self.request, changed, held)
+
+    http.HTTPFlow.get_state = get_state
 
     original_dump = optmanager.dump_dicts
 

@@ -131,16 +131,22 @@ def test_web_ui_downloads_commands_and_options_hand_out_no_secret(home, api, tru
 
 
 @pytest.mark.invariant
-def test_web_ui_push_of_a_failed_request_shows_no_token(home, api, trusting_env, test_ca, browser):
-    # The upstream drops the held request: the error reaches the UI's live view
-    # before the Redact addon has put the placeholder back.
+def test_web_ui_push_and_saved_flows_of_a_failed_request_show_no_token(home, api, trusting_env, test_ca, browser,
+                                                                        tmp_path):
+    # The upstream drops the held request: the error reaches the UI's live view and
+    # mitmproxy's flow saving before the Redact addon has put the placeholder back.
     frames: list[str] = []
     browser.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))))
+    saved = tmp_path / "saved.flows"
     with held_run(api, trusting_env, test_ca, path="/hold-drop", status="502") as (url, _, release):
         browser.goto(url)
         browser.get_by_text("/hold-drop").first.wait_for()
+        r = browser.request.put(url.split("?")[0] + "options", data={"save_stream_file": str(saved)},
+                                headers={"X-XSRFToken": _xsrf_cookie(browser)})
+        assert r.ok, r.text()
         release()
         browser.get_by_text("/hold-drop").first.click()
         browser.get_by_text(PLACEHOLDER).first.wait_for()
         assert any("/hold-drop" in f and '"error"' in f and "msg" in f for f in frames), frames
     assert frames and not any(TOKEN in f for f in frames)
+    assert b"/hold-drop" in saved.read_bytes() and TOKEN.encode() not in saved.read_bytes()
