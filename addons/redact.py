@@ -2,10 +2,13 @@
 
 After this, the flow that mitmproxy keeps (and that the console, the web UI,
 `mitmdump -w` files and the audit log see) holds the placeholder, never the
-real credential. Runs when the response headers arrive, and on errors.
+real credential. Runs when the response headers arrive, on errors, and at
+shutdown for requests still waiting for an answer.
 """
 
 from __future__ import annotations
+
+import weakref
 
 from mitmproxy import http
 
@@ -14,10 +17,20 @@ from authsome.addons._runtime import META
 
 
 class Redact:
+    def __init__(self) -> None:
+        # Requests sent and not answered yet: at shutdown, mitmproxy's Save
+        # addon writes those too (`done`), so they are put back first.
+        self._out: weakref.WeakSet[http.HTTPFlow] = weakref.WeakSet()
+
     def _restore(self, flow: http.HTTPFlow) -> None:
+        self._out.discard(flow)
         meta = flow.metadata.get(META)
         if meta and meta.get("injected"):
             injection.undo(flow.request, meta["injected"])
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if META in flow.metadata:
+            self._out.add(flow)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         self._restore(flow)
@@ -27,6 +40,10 @@ class Redact:
 
     def error(self, flow: http.HTTPFlow) -> None:
         self._restore(flow)
+
+    def done(self) -> None:
+        for flow in list(self._out):
+            self._restore(flow)
 
 
 addons = [Redact()]

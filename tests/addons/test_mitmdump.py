@@ -30,6 +30,7 @@ def mitmdump(x_home, api, test_ca, tmp_path):
             "--set", f"confdir={confdir / 'ca'}", "--set", "upstream_cert=false",
             "--set", f"ssl_verify_upstream_trusted_ca={test_ca.cert}", "--set", "proxyauth=agent:s3cret",
             "--set", f"authsome_home={x_home}", "--set", "flow_detail=3",
+            "--set", f"save_stream_file={tmp_path / 'saved.flows'}",
             "--set", f"authsome_resolve=api.twitter.com:443:127.0.0.1:{api.port}",
             "--set", f"authsome_resolve=other.test:443:127.0.0.1:{api.port}"]
     log = tmp_path / "mitmdump.log"
@@ -74,3 +75,32 @@ def test_stock_mitmdump_injects_for_routed_hosts_and_never_prints_the_token(mitm
     printed = log.read_text(errors="replace")  # flow_detail=3: every request header is printed
     assert "api.twitter.com" in printed and "Bearer authsome-proxy-managed" in printed
     assert TOKEN not in printed
+
+
+@pytest.mark.invariant
+def test_stock_mitmdump_saved_flows_hold_no_token_after_an_error_or_a_shutdown(mitmdump, api, test_ca, tmp_path):
+    """`mitmdump -w`: a request the server dropped, and one still waiting when mitmdump stops."""
+    port, log, ca_cert, proc = mitmdump
+    curl = ["curl", "-sS", "--proxy", f"http://agent:s3cret@127.0.0.1:{port}", "--cacert", str(ca_cert),
+            "-H", "Authorization: Bearer authsome-proxy-managed"]
+    dropped = subprocess.Popen([*curl, "https://api.twitter.com/hold-drop"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not api.seen:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    api.release()
+    dropped.wait(timeout=30)
+    api.clear()
+    held = subprocess.Popen([*curl, "https://api.twitter.com/hold"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while not api.seen:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert api.seen[0]["headers"]["authorization"] == f"Bearer {TOKEN}"
+    proc.terminate()  # mitmproxy's Save writes the unanswered request at shutdown
+    proc.wait(timeout=10)
+    held.kill()
+    api.release()
+    saved = (tmp_path / "saved.flows").read_bytes()
+    assert b"/hold-drop" in saved and b"/hold," in saved
+    assert TOKEN.encode() not in saved

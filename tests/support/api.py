@@ -68,21 +68,21 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        entry = self._record(body)
         url = urlsplit(self.path)
         q = parse_qs(url.query)
+        if url.path in ("/hold", "/hold-drop"):
+            self.server.release.clear()  # before the request shows in `seen`, so a release that follows counts
+        entry = self._record(body)
         if url.path.startswith("/status/"):
             code = int(url.path.rsplit("/", 1)[1])
             extra = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if code == 401 else None
             self._send(code, json.dumps({"status": code}).encode(), extra=extra)
         elif url.path == "/hold":
             # No answer at all until /release: the request stays in flight.
-            self.server.release.clear()
             self.server.release.wait(RELEASE_TIMEOUT)
             self._send(200, json.dumps(entry).encode())
         elif url.path == "/hold-drop":
             # Held like /hold, then the connection closes with no answer: the flow ends in an error.
-            self.server.release.clear()
             self.server.release.wait(RELEASE_TIMEOUT)
             self.close_connection = True
             self.request.shutdown(socket.SHUT_RDWR)
@@ -174,6 +174,11 @@ class ApiServer:
     def seen(self) -> list[dict]:
         with self.https.lock, self.plain.lock:
             return list(self.https.seen) + list(self.plain.seen)
+
+    def release(self) -> None:
+        """Let held requests (/hold, /hold-drop) answer."""
+        for srv in (self.https, self.plain):
+            srv.release.set()
 
     def clear(self) -> None:
         for srv in (self.https, self.plain):
