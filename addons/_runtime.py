@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from authsome import bindings as bindings_mod
+from authsome import injection
 from authsome.bindings import Binding, CredentialSource
 from authsome.providers import Registry
 from authsome.vault import Vault
@@ -23,7 +24,7 @@ from authsome.vault import Vault
 log = logging.getLogger("authsome.proxy")
 
 # flow.metadata key under which the addons record their decisions (never secrets).
-META = "authsome"
+META = injection.FLOW_META
 
 
 def declare(loader) -> None:

@@ -24,6 +24,10 @@ from authsome.models import PLACEHOLDER, Connection, Provider
 
 Original = str | None  # what the slot held before (None: absent)
 
+# The key of mitmproxy's flow.metadata under which the addons record what they
+# injected (slot -> the child's own value, never a secret), for Redact and the UIs.
+FLOW_META = "authsome"
+
 
 @dataclass(frozen=True)
 class Slot:

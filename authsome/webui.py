@@ -25,7 +25,7 @@ import asyncio
 import inspect
 
 from authsome import injection
-from authsome.addons._runtime import META
+from authsome.injection import FLOW_META as META
 
 HIDDEN = "(hidden by authsome)"
 SECRET_OPTIONS = ("proxyauth", "upstream_auth")
