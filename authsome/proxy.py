@@ -109,6 +109,7 @@ class Proxy:
                 proxy._ready.set()
 
         m.addons.add(*stock)
+        m.addons.add(_ConstantTimeProxyAuth())  # configured after proxyauth, whose validator it replaces
         # Ours come after every stock addon, a UI's view included: Inject writes the
         # credential in the `update` event after the view has already seen the request.
         m.addons.add(Route(), Inject(), Refresh(), Audit(), Redact(), Ready())
@@ -168,6 +169,31 @@ class Proxy:
                 pass  # the loop is already gone
         if self._thread.is_alive():
             self._thread.join(timeout)
+
+
+class _ConstantTimeProxyAuth:
+    """Compare the run's proxy password in constant time.
+
+    Stock proxyauth checks a single user:password with `==`, which returns
+    sooner the earlier a guess differs; any local process may probe the port.
+    """
+
+    def configure(self, updated) -> None:
+        import hmac
+
+        from mitmproxy import ctx
+        from mitmproxy.addons import proxyauth
+
+        auth = ctx.master.addons.get("proxyauth")
+        if "proxyauth" not in updated or not isinstance(getattr(auth, "validator", None), proxyauth.SingleUser):
+            return
+        user, password = auth.validator.username, auth.validator.password
+
+        def validator(username: str, password_given: str) -> bool:
+            same_user = hmac.compare_digest(username.encode(), user.encode())
+            return hmac.compare_digest(password_given.encode(), password.encode()) and same_user
+
+        auth.validator = validator
 
 
 def _route_logs(log_file: Path | None) -> None:

@@ -90,6 +90,7 @@ def test_strangers_get_407_and_the_port_is_released(api, x_connected, trusting_e
         base = f"http://127.0.0.1:{url.port}"
         out = {"port": url.port}
         for name, proxy in [("none", base), ("wrong", f"http://authsome:wrong@127.0.0.1:{url.port}"),
+                            ("other_user", f"http://someone:{url.password}@127.0.0.1:{url.port}"),
                             ("right", os.environ["HTTPS_PROXY"])]:
             try:
                 r = requests.get("https://api.twitter.com/2/users/me", proxies={"https": proxy}, timeout=10)
@@ -104,7 +105,7 @@ def test_strangers_get_407_and_the_port_is_released(api, x_connected, trusting_e
     r = run([*api.resolve("api.twitter.com"), "--", *probe], trusting_env)
     assert r.code == 0, r.err
     out = json.loads(r.out)
-    assert (out["none"], out["wrong"], out["right"]) == (407, 407, 200)
+    assert (out["none"], out["wrong"], out["other_user"], out["right"]) == (407, 407, 407, 200)
     assert " 407 " in out["plain"]
     # Only the authenticated request arrived.
     assert len(api.seen) == 1
