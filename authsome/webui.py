@@ -1,24 +1,26 @@
 """mitmproxy's web UI for `authsome run --ui web`, never showing a real credential.
 
 A request we injected holds the real credential from the moment it leaves
-until its response headers arrive; the Redact addon then puts back what the
-child sent. The web UI reaches flows in two ways during that window:
+until its answer (or an error) arrives; the Redact addon then puts back what
+the child sent. During that window the UI reaches the flow in three ways, and
+each sees the request as the child sent it:
 
-- it pushes flow updates to the browser through `app.flow_to_json`, wrapped
-  here to serialize the flow with the child's own values put back meanwhile;
-- every page and action (the flow list, the download of all flows, commands
-  such as `export.clip` or `cut.clip`, editing) runs in a request handler on
-  the proxy's own event loop. While a synchronous handler runs, no proxy code
-  can, so the in-flight requests are put back as the child sent them for the
-  handler's duration and re-injected right after, if still in flight. One
-  mechanism instead of a list of endpoints to remember.
+- the live view: flow updates pushed to the browser go through
+  `app.flow_to_json`, which serializes with the child's values put back;
+- every page and action (the flow list, "Download flows", commands such as
+  `export` or `cut`, editing) runs in a request handler on the proxy's own
+  event loop. While a synchronous handler runs, no proxy code can, so the
+  in-flight requests are put back as the child sent them for the handler's
+  duration and re-injected right after, if still unanswered: one mechanism
+  instead of a list of endpoints to remember;
+- every serialization of a flow (`save_stream_file`, `save.file`, copies)
+  goes through `HTTPFlow.get_state`, wrapped the same way; mitmproxy's Save
+  addon runs before Redact, at an error and at shutdown.
 
 The options page does not show the proxy's own password or the upstream
-proxy's credentials.
-
-mitmproxy is imported lazily: this module is loaded only by the proxy thread.
+proxy's credentials. mitmproxy is imported lazily: only the proxy thread
+loads this module, and only for `--ui web`.
 """
-
 from __future__ import annotations
 
 import asyncio
