@@ -194,6 +194,9 @@ def child_environment(parent_env: Mapping[str, str], bindings: Sequence[Binding]
     for name in ADDITIVE_CA_VARS:
         env[name] = str(files.node_bundle)
     env["NODE_USE_ENV_PROXY"] = "1"
+    # The certificate alone (no key), for clients with a trust store of their own:
+    # Java's keytool imports one certificate per file.
+    env["AUTHSOME_CA_CERT"] = str(files.ca.cert_path)
     for b in bindings:
         conn = vault.get_connection(b.provider.name, b.connection)
         if conn is not None:

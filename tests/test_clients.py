@@ -1,4 +1,4 @@
-"""More real clients under `authsome run`: aiohttp, git, Node (undici). See the README's table."""
+"""More real clients under `authsome run`: aiohttp, git, Node (undici), Java. See the README's table."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from tests.conftest import run_cli
 
 TOKEN = "client-compat-" + "C" * 24
 NODE_DIR = Path(__file__).resolve().parent / "clients" / "node"
+JAVA_DIR = Path(__file__).resolve().parent / "clients" / "java"
 
 
 @pytest.fixture
@@ -57,5 +58,27 @@ def test_node_fetch_through_undici_env_agent(api, x_connected, trusting_env):
         pytest.fail("run `bash scripts/setup` (npm ci in tests/clients/node)")
     r = run_cli(["run", *api.resolve("api.twitter.com"), "--", "node", str(NODE_DIR / "fetch.mjs"),
                  "https://api.twitter.com/2/users/me"], env=trusting_env)
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["headers"]["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_java_httpclient_with_the_readme_recipe(api, x_connected, trusting_env, tmp_path):
+    assert shutil.which("java") and shutil.which("keytool"), "a JDK is part of the machine image"
+    # The README's recipe: import $AUTHSOME_CA_CERT into a truststore, name the proxy with
+    # -Dhttps.proxyHost/Port, answer its 407 with an Authenticator, allow Basic for tunnels.
+    child = textwrap.dedent(f'''
+        import os, subprocess, sys, urllib.parse
+        store = "{tmp_path / 'run-ca.p12'}"
+        subprocess.run(["keytool", "-importcert", "-noprompt", "-alias", "authsome-run", "-storetype", "PKCS12",
+                        "-file", os.environ["AUTHSOME_CA_CERT"], "-keystore", store, "-storepass", "changeit"],
+                       check=True, capture_output=True)
+        proxy = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"])
+        sys.exit(subprocess.run(["java", f"-Dhttps.proxyHost={{proxy.hostname}}", f"-Dhttps.proxyPort={{proxy.port}}",
+                                 "-Djdk.http.auth.tunneling.disabledSchemes=",
+                                 f"-Djavax.net.ssl.trustStore={{store}}", "-Djavax.net.ssl.trustStorePassword=changeit",
+                                 "{JAVA_DIR / 'Fetch.java'}", "https://api.twitter.com/2/users/me"]).returncode)
+    ''')
+    r = run_cli(["run", *api.resolve("api.twitter.com"), "--", sys.executable, "-c", child], env=trusting_env,
+                timeout=120)
     assert r.code == 0, r.err
     assert json.loads(r.out)["headers"]["authorization"] == f"Bearer {TOKEN}"

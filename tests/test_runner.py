@@ -128,6 +128,7 @@ def test_child_environment_holds_placeholders_only(master_key, api, x_connected,
     assert all(child[v] == bundle for v in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"))
     assert child["NODE_EXTRA_CA_CERTS"] == child["DENO_CERT"] != bundle
     assert child["NODE_USE_ENV_PROXY"] == "1"
+    assert child["AUTHSOME_CA_CERT"].endswith(".pem") and child["AUTHSOME_CA_CERT"] not in (bundle, child["DENO_CERT"])
     no_proxy = child["NO_PROXY"].split(",")
     assert "corp.test" in no_proxy and ".twitter.com" not in no_proxy  # would bypass the routed host
     assert {"localhost", "127.0.0.1", "::1"} <= set(no_proxy)
