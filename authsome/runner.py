@@ -84,7 +84,7 @@ def prepare_files(home: Path, routes, parent_env: Mapping[str, str]) -> RunFiles
             node_bundle=_write(directory / "node-ca.pem", trust.concat_pem([*parent_extra, ca.cert_path])),
             log_file=log_file,
         )
-    except BaseException:  # a signal or an error half-way: no half-made run left behind
+    except BaseException:  # an error (or Ctrl-C) half-way: no half-made run left behind
         shutil.rmtree(directory, ignore_errors=True)
         raise
 
@@ -244,11 +244,27 @@ def _signals(handler, signums):
             signal.signal(s, old)
 
 
-def _stop(signum, _frame) -> None:
-    raise Terminated(signum)
+class StopRequest:
+    """A stopping signal that arrived while the run was being set up.
+
+    The handler only notes it; `check()` raises at points of our choosing. An
+    exception raised from a signal handler surfaces wherever the main thread
+    happens to be (inside an import, inside a library), where it can be
+    swallowed or mangled.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def note(self, signum, _frame) -> None:
+        self.signum = self.signum or signum
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise Terminated(self.signum)
 
 
-def spawn(argv: Sequence[str], env: dict[str, str]) -> int:
+def spawn(argv: Sequence[str], env: dict[str, str], stop: StopRequest | None = None) -> int:
     """Run the child in the foreground; forward signals; return its exit status."""
     child: subprocess.Popen | None = None
     pending: list[int] = []  # arrived while Popen ran: the child may exist before Popen returns
@@ -265,6 +281,8 @@ def spawn(argv: Sequence[str], env: dict[str, str]) -> int:
             pass
 
     with _signals(forward, FORWARDED):
+        if stop is not None:
+            stop.check()  # from here on a signal is the child's: it arrives once Popen returns
         try:
             child = subprocess.Popen(list(argv), env=env)
         except FileNotFoundError:
@@ -293,12 +311,13 @@ def run(argv: Sequence[str], bindings: Sequence[Binding], vault: Vault, *, conne
     """Start the proxy, run the child, stop the proxy, return the child's status."""
     if not argv:
         raise UsageError("No command to run.", "put the command after --, for example: authsome run -- python my_agent.py")
-    with _signals(_stop, STOPPING):
+    stop = StopRequest()
+    with _signals(stop.note, STOPPING):
         return _run(argv, bindings, vault, connections=connections, deny_unmatched=deny_unmatched, ui=ui,
-                    parent_env=dict(os.environ if parent_env is None else parent_env), on_ready=on_ready)
+                    parent_env=dict(os.environ if parent_env is None else parent_env), on_ready=on_ready, stop=stop)
 
 
-def _run(argv, bindings, vault, *, connections, deny_unmatched, ui, parent_env, on_ready) -> int:
+def _run(argv, bindings, vault, *, connections, deny_unmatched, ui, parent_env, on_ready, stop: StopRequest) -> int:
     from authsome.proxy import Proxy, ProxyConfig
 
     home = paths.ensure_home()
@@ -307,6 +326,7 @@ def _run(argv, bindings, vault, *, connections, deny_unmatched, ui, parent_env, 
     files = prepare_files(home, routes, parent_env)
     proxy = None
     try:
+        stop.check()
         password = secrets.token_urlsafe(24)
         upstream, upstream_auth = upstream_proxy(parent_env)
         proxy = Proxy(ProxyConfig(
@@ -324,10 +344,11 @@ def _run(argv, bindings, vault, *, connections, deny_unmatched, ui, parent_env, 
             ui=ui,
         ))
         port = proxy.start()
+        stop.check()
         env = child_environment(parent_env, bindings, vault, files, port, password)
         if on_ready is not None:
             on_ready(proxy)
-        status = spawn(argv, env)
+        status = spawn(argv, env, stop)
         if not proxy.alive:
             log.warning("the proxy stopped while the command ran; requests after that failed")
         return status
