@@ -147,6 +147,9 @@ def test_web_ui_push_and_saved_flows_of_a_failed_request_show_no_token(home, api
         release()
         browser.get_by_text("/hold-drop").first.click()
         browser.get_by_text(PLACEHOLDER).first.wait_for()
-        assert any("/hold-drop" in f and '"error"' in f and "msg" in f for f in frames), frames
+        deadline = time.monotonic() + 30
+        while not any("/hold-drop" in f and '"error"' in f and "msg" in f for f in frames):
+            assert time.monotonic() < deadline, f"no update with the error reached the UI: {frames}"
+            browser.wait_for_timeout(50)  # lets Playwright deliver the websocket frames
     assert frames and not any(TOKEN in f for f in frames)
     assert b"/hold-drop" in saved.read_bytes() and TOKEN.encode() not in saved.read_bytes()
