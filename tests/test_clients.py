@@ -1,4 +1,4 @@
-"""More real clients under `authsome run`: aiohttp, git, Node (undici), Java. See the README's table."""
+"""More real clients under `authsome run`: aiohttp, git, Node (undici), Java, Go. See the README's table."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from tests.conftest import run_cli
 TOKEN = "client-compat-" + "C" * 24
 NODE_DIR = Path(__file__).resolve().parent / "clients" / "node"
 JAVA_DIR = Path(__file__).resolve().parent / "clients" / "java"
+GO_DIR = Path(__file__).resolve().parent / "clients" / "go"
 
 
 @pytest.fixture
@@ -80,5 +81,16 @@ def test_java_httpclient_with_the_readme_recipe(api, x_connected, trusting_env, 
     ''')
     r = run_cli(["run", *api.resolve("api.twitter.com"), "--", sys.executable, "-c", child], env=trusting_env,
                 timeout=120)
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["headers"]["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_go_net_http_needs_nothing(api, x_connected, trusting_env, tmp_path):
+    assert shutil.which("go"), "run `bash scripts/setup` (it installs Debian's golang-go)"
+    # Go reads HTTPS_PROXY (with its credentials) and SSL_CERT_FILE by itself.
+    env = {**trusting_env, "GOCACHE": str(tmp_path / "gocache"), "GOPATH": str(tmp_path / "gopath"),
+           "GOFLAGS": "", "GOTOOLCHAIN": "local"}
+    r = run_cli(["run", *api.resolve("api.twitter.com"), "--", "go", "run", str(GO_DIR / "fetch.go"),
+                 "https://api.twitter.com/2/users/me"], env=env, timeout=180)
     assert r.code == 0, r.err
     assert json.loads(r.out)["headers"]["authorization"] == f"Bearer {TOKEN}"
