@@ -24,6 +24,7 @@ loads this module, and only for `--ui web`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 
 from authsome import injection
@@ -70,6 +71,26 @@ def _unanswered(flow) -> bool:
     return getattr(flow, "response", None) is None and not flow.error
 
 
+def _as_the_child_sent_it(serialize):
+    """Wrap `serialize(flow)` so it sees the request as the child sent it.
+
+    The flow itself is put back and re-injected around the call, not copied:
+    a copy has a new id the UI could not act on.
+    """
+    @functools.wraps(serialize)
+    def wrapper(flow, *args, **kwargs):
+        changed = _holding_secret(flow)
+        if not changed:
+            return serialize(flow, *args, **kwargs)
+        held = injection.hide(flow.request, changed)
+        try:
+            return serialize(flow, *args, **kwargs)
+        finally:
+            injection.reveal(flow.request, changed, held)
+
+    return wrapper
+
+
 def _patch_web_app() -> None:
     from mitmproxy import http, optmanager
     from mitmproxy.tools.web import app
@@ -78,20 +99,7 @@ def _patch_web_app() -> None:
         return
     app.authsome_patched = True
 
-    original_to_json = app.flow_to_json
-
-    def flow_to_json(flow):
-        changed = _holding_secret(flow)
-        if not changed:
-            return original_to_json(flow)
-        # The flow itself, not a copy: a copy has a new id the UI could not act on.
-        held = injection.hide(flow.request, changed)
-        try:
-            return original_to_json(flow)
-        finally:
-            injection.reveal(flow.request, changed, held)
-
-    app.flow_to_json = flow_to_json
+    app.flow_to_json = _as_the_child_sent_it(app.flow_to_json)
 
     original_prepare = app.RequestHandler.prepare
     original_on_finish = app.RequestHandler.on_finish
@@ -128,19 +136,7 @@ def _patch_web_app() -> None:
     # Every serialization of a flow (the flow download, `save.file`, a
     # `save_stream_file` set from the options page, copies) goes through
     # get_state: it too sees the request as the child sent it.
-    original_get_state = http.HTTPFlow.get_state
-
-    def get_state(self):
-        changed = _holding_secret(self)
-        if not changed:
-            return original_get_state(self)
-        held = injection.hide(self.request, changed)
-        try:
-            return original_get_state(self)
-        finally:
-            injection.reveal(self.request, changed, held)
-
-    http.HTTPFlow.get_state = get_state
+    http.HTTPFlow.get_state = _as_the_child_sent_it(http.HTTPFlow.get_state)
 
     original_dump = optmanager.dump_dicts
 
