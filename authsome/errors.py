@@ -44,15 +44,21 @@ class AuthsomeError(Exception):
 
 
 class Terminated(AuthsomeError):
-    """A signal (SIGTERM, SIGHUP, ...) asked authsome to stop before the command ran."""
+    """A signal (SIGTERM, SIGHUP, ...) asked authsome to stop before the command ran.
+
+    Built with `by_signal`; the constructor keeps Exception's own (a message),
+    which code such as `enum` relies on when it re-creates an exception.
+    """
 
     code = "terminated"
 
-    def __init__(self, signum: int):
+    @classmethod
+    def by_signal(cls, signum: int) -> Terminated:
         import signal
 
-        super().__init__(f"Stopped by {signal.Signals(signum).name} before the command started.")
-        self.exit_code = 128 + signum  # as a shell reports a process killed by that signal
+        exc = cls(f"Stopped by {signal.Signals(signum).name} before the command started.")
+        exc.exit_code = 128 + signum  # as a shell reports a process killed by that signal
+        return exc
 
 
 class UsageError(AuthsomeError):

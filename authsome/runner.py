@@ -261,7 +261,7 @@ class StopRequest:
 
     def check(self) -> None:
         if self.signum is not None:
-            raise Terminated(self.signum)
+            raise Terminated.by_signal(self.signum)
 
 
 def spawn(argv: Sequence[str], env: dict[str, str], stop: StopRequest | None = None) -> int:
