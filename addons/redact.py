@@ -2,12 +2,15 @@
 
 After this, the flow that mitmproxy keeps (and that the console, the web UI,
 `mitmdump -w` files and the audit log see) holds the placeholder, never the
-real credential. Runs when the response headers arrive, on errors, and at
+real credential. Loaded into a stock `mitmweb`, it also gives the web UI the
+protection `authsome run --ui web` has for requests still in flight
+(`authsome.webui`). Runs when the response headers arrive, on errors, and at
 shutdown for requests still waiting for an answer.
 """
 
 from __future__ import annotations
 
+import sys
 import weakref
 
 from mitmproxy import http
@@ -21,6 +24,17 @@ class Redact:
         # Requests sent and not answered yet: at shutdown, mitmproxy's Save
         # addon writes those too (`done`), so they are put back first.
         self._out: weakref.WeakSet[http.HTTPFlow] = weakref.WeakSet()
+
+    def load(self, loader) -> None:
+        # In a stock mitmweb, the same protection `authsome run --ui web` has. A web
+        # master has imported its module already; other masters never pay for it.
+        from mitmproxy import ctx
+
+        web = sys.modules.get("mitmproxy.tools.web.master")
+        if web is not None and isinstance(getattr(ctx, "master", None), web.WebMaster):
+            from authsome.webui import protect_web_app
+
+            protect_web_app()
 
     def _restore(self, flow: http.HTTPFlow) -> None:
         self._out.discard(flow)

@@ -52,7 +52,7 @@ def web_master(opts):
             self.options.update(web_host="127.0.0.1", web_port=sockets[0].getsockname()[1])
             return await Master.running(self)
 
-    _patch_web_app()
+    protect_web_app()
     return _WebMaster(opts, with_termlog=False)
 
 
@@ -91,7 +91,11 @@ def _as_the_child_sent_it(serialize):
     return wrapper
 
 
-def _patch_web_app() -> None:
+def protect_web_app() -> None:
+    """Make mitmproxy's web UI show requests as the child sent them (idempotent).
+
+    Used by `--ui web`, and by the Redact addon when a stock `mitmweb -s` loads it.
+    """
     from mitmproxy import http, optmanager
     from mitmproxy.tools.web import app
 
