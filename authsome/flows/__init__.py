@@ -17,11 +17,7 @@ OAUTH_FLOWS = ("pkce", "device_code", "dcr_pkce")
 
 
 def login(provider: Provider, flow: str, vault: Vault, opts: LoginOptions, ui: Interaction) -> Connection:
-    from dataclasses import replace
-
-    from authsome.providers import deployment
-
-    opts = replace(opts, base_url=deployment.check_login(provider, opts.base_url))
+    """`opts.base_url` must have passed `providers.deployment.check_login` (the CLI does it for every flow)."""
     if flow == "pkce":
         from authsome.flows.pkce import PkceLogin
 
