@@ -58,8 +58,7 @@ def web_master(opts):
 
 def _holding_secret(flow) -> dict | None:
     """What we injected into `flow`, while the request still holds it (Redact has not run)."""
-    meta = flow.metadata.get(META) if hasattr(flow, "metadata") else None
-    changed = meta.get("injected") if meta else None
+    changed = (flow.metadata.get(META) or {}).get("injected")
     if not changed or not injection.is_applied(flow.request, changed):
         return None
     return changed
@@ -68,7 +67,7 @@ def _holding_secret(flow) -> dict | None:
 def _unanswered(flow) -> bool:
     # Redact puts the child's values back once an answer or an error arrives; after
     # that nothing is sent any more, so a hidden request stays as the child sent it.
-    return getattr(flow, "response", None) is None and not flow.error
+    return flow.response is None and not flow.error  # only HTTP flows are ever hidden
 
 
 def _as_the_child_sent_it(serialize):
