@@ -20,6 +20,9 @@ Status = Literal["connected", "not_connected", "expired", "invalid"]
 # Credential fields that never leave authsome through `export`.
 NEVER_EXPORTED = frozenset({"refresh_token"})
 OAUTH_FIELDS = ("access_token", "refresh_token", "id_token")
+# OAuthConfig's URLs, each of which may start with `{base_url}`.
+OAUTH_URL_FIELDS = ("authorization_url", "token_url", "revocation_url", "device_authorization_url",
+                    "registration_endpoint", "issuer")
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,11 @@ from requests.adapters import HTTPAdapter
 from authsome import __version__
 from authsome.certs import trust
 from authsome.errors import AuthServerError, LoginError, Unreachable, UsageError
-from authsome.models import ClientCredentials, Connection, OAuthConfig, Provider
+from authsome.models import OAUTH_URL_FIELDS, ClientCredentials, Connection, OAuthConfig, Provider
 
 USER_AGENT = f"authsome/{__version__}"
 TIMEOUT = 30
 AUTH_METHODS = {"basic": "client_secret_basic", "post": "client_secret_post", "none": "none"}
-_URL_FIELDS = ("authorization_url", "token_url", "revocation_url", "device_authorization_url",
-               "registration_endpoint", "issuer")
 
 
 class _TrustAdapter(HTTPAdapter):
@@ -55,7 +53,7 @@ def endpoints(provider: Provider, base_url: str | None = None) -> OAuthConfig:
         raise UsageError(f"'{provider.name}' is not an OAuth2 provider.")
     base = (base_url or oauth.base_url or "").rstrip("/")
     values = {}
-    for name in _URL_FIELDS:
+    for name in OAUTH_URL_FIELDS:
         url = getattr(oauth, name)
         if url and "{base_url}" in url:
             if not base:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from authsome.errors import UsageError
-from authsome.models import Provider
+from authsome.models import OAUTH_URL_FIELDS, Provider
 
 PLACEHOLDER = "{base_url}"
 
@@ -36,11 +36,7 @@ def normalize(text: str) -> str:
 
 def is_templated(provider: Provider) -> bool:
     oauth = provider.oauth
-    return oauth is not None and any(
-        PLACEHOLDER in (getattr(oauth, name) or "")
-        for name in ("authorization_url", "token_url", "revocation_url", "device_authorization_url",
-                     "registration_endpoint", "issuer")
-    )
+    return oauth is not None and any(PLACEHOLDER in (getattr(oauth, name) or "") for name in OAUTH_URL_FIELDS)
 
 
 def is_default(provider: Provider, base_url: str | None) -> bool:

@@ -16,7 +16,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
-from authsome.models import OAUTH_FIELDS, ApiKeyConfig, ExtraField, OAuthConfig, Provider
+from authsome.models import OAUTH_FIELDS, OAUTH_URL_FIELDS, ApiKeyConfig, ExtraField, OAuthConfig, Provider
 from authsome.providers.routes import RouteError, parse_route
 
 Problem = tuple[str, str]
@@ -95,8 +95,7 @@ def semantic_problems(raw: dict[str, Any]) -> list[Problem]:
     if raw["auth_type"] == "oauth2":
         known_fields = set(OAUTH_FIELDS)
         flow = raw["flow"]
-        for name in ("authorization_url", "token_url", "revocation_url", "device_authorization_url",
-                     "registration_endpoint", "issuer", "base_url"):
+        for name in (*OAUTH_URL_FIELDS, "base_url"):
             problems += _check_url(oauth.get(name), f"oauth.{name}")
         if flow in ("pkce", "dcr_pkce") and not oauth.get("authorization_url"):
             problems.append(("oauth.authorization_url", f"required for the '{flow}' flow"))
