@@ -12,14 +12,14 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from authsome.errors import NotConnected, UsageError
 from authsome.models import Connection, Provider
 from authsome.providers import Registry, deployment
-from authsome.providers.routes import Route, normalize_host, parse_routes
+from authsome.providers.routes import Route, canonical_path, normalize_host, overlap, parse_routes, path_names_endpoint, specificity
 from authsome.vault import Vault
 
 
@@ -27,27 +27,43 @@ from authsome.vault import Vault
 class Binding:
     provider: Provider
     connection: str
-    routes: tuple[Route, ...]
+    routes: tuple[Route, ...]  # where the credential may go (`!host` exceptions are in `excluded`)
     base_url: str | None = None  # the self-hosted deployment the connection was made for
+    excluded: tuple[Route, ...] = ()
+    chosen: bool = False  # named with --connection (wins over an overlapping provider taken by default)
 
     @property
     def key(self) -> str:
         return f"{self.provider.name}/{self.connection}"
 
+    def route_for_host(self, host: str, port: int) -> Route | None:
+        """The most specific route that admits host:port, unless an exception names it."""
+        if any(r.matches_host(host, port) for r in self.excluded):
+            return None
+        matching = [r for r in self.routes if r.matches_host(host, port)]
+        return max(matching, key=specificity, default=None)
+
+    def route_for(self, host: str, port: int, path: str) -> Route | None:
+        if self.route_for_host(host, port) is None or self.is_oauth_endpoint(host, port, path):
+            return None
+        matching = [r for r in self.routes if r.matches(host, port, path)]
+        return max(matching, key=specificity, default=None)
+
     def match_host(self, host: str, port: int) -> bool:
-        return any(r.matches_host(host, port) for r in self.routes)
+        return self.route_for_host(host, port) is not None
 
     def match(self, host: str, port: int, path: str) -> bool:
-        return any(r.matches(host, port, path) for r in self.routes) and not self.is_oauth_endpoint(host, port, path)
+        return self.route_for(host, port, path) is not None
 
     def is_oauth_endpoint(self, host: str, port: int, path: str) -> bool:
-        """A request to the provider's own token/revocation/device/registration endpoint.
+        """A request that may reach the provider's own token/revocation/device/registration endpoint.
 
         Several providers serve those on the API host (Dropbox, HubSpot, Notion,
         Salesforce); a child doing its own OAuth exchange there must not get
-        our token added.
+        our token added. Paths are compared the way a lenient server reads them.
         """
-        return (normalize_host(host), port, path.split("?", 1)[0].rstrip("/")) in self._oauth_endpoints
+        host = normalize_host(host)
+        return any(h == host and p == port and path_names_endpoint(ep, path) for h, p, ep in self._oauth_endpoints)
 
     @functools.cached_property
     def _oauth_endpoints(self) -> frozenset[tuple[str, int, str]]:
@@ -62,7 +78,7 @@ class Binding:
                 continue
             parts = urlsplit(url.replace("{base_url}", base))
             if parts.hostname:
-                out.add((normalize_host(parts.hostname), parts.port or 443, parts.path.rstrip("/")))
+                out.add((normalize_host(parts.hostname), parts.port or 443, canonical_path(parts.path)))
         return frozenset(out)
 
 
@@ -80,12 +96,15 @@ def parse_selection(items: list[str] | tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def load(vault: Vault, registry: Registry, selection: dict[str, str]) -> list[Binding]:
+def load(vault: Vault, registry: Registry, selection: dict[str, str], *, warn=None) -> list[Binding]:
     """Bindings for every provider with a usable connection (chosen, or `default`).
 
     A provider named in `selection` must have that connection; other
-    providers take part when their `default` connection exists. Two
-    bindings may not claim the same host: that would make routing ambiguous.
+    providers take part when their `default` connection exists. Where two
+    bindings route the same requests, the more specific route wins per
+    request (an exact host over a pattern); a chosen binding wins over one
+    taken by default (`warn` hears which routes the other one lost); two
+    equally specific bindings of equal standing are refused.
     """
     chosen = dict(selection)
     names = set(vault.providers_with_records()) | set(chosen)
@@ -103,12 +122,11 @@ def load(vault: Vault, registry: Registry, selection: dict[str, str]) -> list[Bi
                 provider = registry.get(name)
             except Exception:
                 continue  # records of a provider whose definition is gone: not part of the run
-        bindings.append(_binding(vault, provider, conn_name))
-    _check_overlaps(bindings)
-    return bindings
+        bindings.append(_binding(vault, provider, conn_name, chosen=name in chosen))
+    return _settle_overlaps(bindings, warn or (lambda message: None))
 
 
-def _binding(vault: Vault, provider: Provider, name: str) -> Binding:
+def _binding(vault: Vault, provider: Provider, name: str, *, chosen: bool = False) -> Binding:
     """The connection's routes: the default deployment's, or its self-hosted instance's."""
     base_url = None
     if deployment.is_templated(provider):
@@ -118,29 +136,45 @@ def _binding(vault: Vault, provider: Provider, name: str) -> Binding:
     if entries is None:
         raise UsageError(f"Connection '{name}' of '{provider.name}' is for {base_url}, and the definition does not say "
                          "which hosts serve that instance's API.", deployment.missing_routes_hint(provider))
-    return Binding(provider, name, parse_routes(entries), base_url=None if deployment.is_default(provider, base_url) else base_url)
+    routes = parse_routes(entries)
+    return Binding(provider, name, tuple(r for r in routes if not r.exclude),
+                   base_url=None if deployment.is_default(provider, base_url) else base_url,
+                   excluded=tuple(r for r in routes if r.exclude), chosen=chosen)
 
 
-def _check_overlaps(bindings: list[Binding]) -> None:
-    seen: dict[tuple[str, int, str], str] = {}
-    for b in bindings:
-        for r in b.routes:
-            if r.host is None:
-                continue
-            key = (r.host, r.port, r.path_prefix)
-            if key in seen and seen[key] != b.provider.name:
-                raise UsageError(
-                    f"{r.host} is routed by both '{seen[key]}' and '{b.provider.name}'.",
-                    "choose one with --connection, or remove the host from one definition",
-                )
-            seen[key] = b.provider.name
+def _settle_overlaps(bindings: list[Binding], warn) -> list[Binding]:
+    """Resolve routes two bindings share with equal specificity: the chosen one keeps them."""
+    lost: dict[int, list[Route]] = {}
+    for i, a in enumerate(bindings):
+        for j in range(i + 1, len(bindings)):
+            b = bindings[j]
+            for ra in a.routes:
+                for rb in b.routes:
+                    if not overlap(ra, rb) or specificity(ra) != specificity(rb):
+                        continue  # disjoint, or the more specific route wins each request
+                    if a.chosen == b.chosen:
+                        raise UsageError(
+                            f"{ra.text} of '{a.provider.name}' and {rb.text} of '{b.provider.name}' route the same requests.",
+                            f"choose one with --connection {a.provider.name}={a.connection} "
+                            f"(or {b.provider.name}={b.connection})",
+                        )
+                    winner, (k, route) = (a, (j, rb)) if a.chosen else (b, (i, ra))
+                    if route not in lost.setdefault(k, []):
+                        lost[k].append(route)
+                        warn(f"{route.text}: '{winner.provider.name}' (chosen with --connection) gets these requests "
+                             f"in this run, not '{bindings[k].provider.name}'")
+    out = [replace(b, routes=tuple(r for r in b.routes if r not in lost.get(i, ()))) for i, b in enumerate(bindings)]
+    return [b for b in out if b.routes]
 
 
 def find(bindings: list[Binding], host: str, port: int, path: str | None = None) -> Binding | None:
+    """The binding whose most specific route admits the request (or the host, without a path)."""
+    best: tuple[tuple[int, int], Binding] | None = None
     for b in bindings:
-        if (b.match(host, port, path) if path is not None else b.match_host(host, port)):
-            return b
-    return None
+        route = b.route_for(host, port, path) if path is not None else b.route_for_host(host, port)
+        if route is not None and (best is None or specificity(route) > best[0]):
+            best = (specificity(route), b)
+    return best[1] if best else None
 
 
 @dataclass

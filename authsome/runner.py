@@ -23,6 +23,13 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 from authsome import exports, paths
+from authsome.envnames import (
+    ADDITIVE_CA_VARS,
+    ALL_PROXY_VARS,
+    COMBINED_BUNDLE_VARS,
+    PARENT_ONLY_BUNDLE_VARS,
+    PROXY_VARS,
+)
 from authsome.bindings import Binding
 from authsome.certs import ca as run_ca
 from authsome.certs import trust
@@ -34,15 +41,6 @@ log = logging.getLogger("authsome")
 
 PROXY_USER = "authsome"
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
-# Environment variables that name a CA bundle replacing the system's: the child's
-# values point to the combined bundle.
-COMBINED_BUNDLE_VARS = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO")
-# Other tools' bundle variables: replaced only when the parent set them.
-PARENT_ONLY_BUNDLE_VARS = ("AWS_CA_BUNDLE", "HTTPLIB2_CA_CERTS", "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE", "NIX_SSL_CERT_FILE", "PIP_CERT")
-# Additive variables (Node, Deno): our CA plus what the parent had there.
-ADDITIVE_CA_VARS = ("NODE_EXTRA_CA_CERTS", "DENO_CERT")
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
-ALL_PROXY_VARS = ("ALL_PROXY", "all_proxy")
 
 
 @dataclass
@@ -145,11 +143,7 @@ def _no_proxy(parent_env: Mapping[str, str], bindings: Sequence[Binding]) -> str
         for b in bindings:
             for r in b.routes:
                 # NO_PROXY entries match the name itself and its subdomains.
-                domain = r.host if r.host is not None else run_ca.subtree_for(r)
-                if domain is None:  # a pattern with no fixed domain: any suffix entry might cover it
-                    if entry.startswith((".", "*")) or r.pattern.fullmatch(name):
-                        return True
-                elif domain == name or domain.endswith("." + name) or name.endswith("." + domain):
+                if r.domain == name or r.domain.endswith("." + name) or name.endswith("." + r.domain):
                     return True
         return False
 

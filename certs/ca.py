@@ -1,12 +1,10 @@
 """The per-run certificate authority the proxy signs routed hosts with.
 
-A fresh CA is made for every `authsome run` and deleted when it ends. Where
-the routes allow it, the CA is X.509 name-constrained to the routed hosts
-(permitted DNS subtrees) and to no IP address at all, so even a stolen CA key
-cannot impersonate any other site to a verifying client. A regex route whose
-pattern does not end in a fixed domain (`\\.example\\.com$`) cannot be turned
-into a subtree; then the CA carries no DNS constraint (IP addresses stay excluded) and `constrained` is
-False.
+A fresh CA is made for every `authsome run` and deleted when it ends. It is
+X.509 name-constrained to the routed hosts (permitted DNS subtrees: each
+route's pinned domain, see `authsome.providers.routes`) and to no IP address
+at all, so even a stolen CA key cannot impersonate any other site to a
+verifying client.
 
 EC P-256: generating it costs about a millisecond (RSA 2048: 30-45 ms), and
 mitmproxy loads the CA twice. Critical basicConstraints, keyUsage
@@ -19,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +27,6 @@ from authsome.providers.routes import Route
 MITMPROXY_CA_FILE = "mitmproxy-ca.pem"
 CA_CERT_FILE = "authsome-ca-cert.pem"
 NOTHING = "authsome.invalid"
-# The literal domain a pattern ends with: at least two labels, so a subtree is never a bare TLD.
-_LITERAL_SUFFIX = re.compile(r"([a-z0-9-]+(?:\\\.[a-z0-9-]+)+)\$$")
 
 
 @dataclass(frozen=True)
@@ -39,33 +34,17 @@ class RunCA:
     confdir: Path
     cert_path: Path  # the certificate alone, for the child's trust
     key_path: Path  # key + certificate, as mitmproxy wants it (0600)
-    permitted: tuple[str, ...]  # DNS subtrees; empty when unconstrained
-    constrained: bool
+    permitted: tuple[str, ...]  # DNS subtrees
 
 
-def subtree_for(route: Route) -> str | None:
-    """The DNS subtree that covers a route, or None when none can be derived."""
-    if route.host is not None:
-        return route.host
-    assert route.pattern is not None
-    m = _LITERAL_SUFFIX.search(route.pattern.pattern)
-    if not m:
-        return None
-    # `^[a-z0-9-]+\.googleapis\.com$` -> googleapis.com (a subtree includes subdomains). A
-    # subtree narrower than the pattern only makes TLS fail; it can never widen trust.
-    return m.group(1).replace("\\.", ".")
+def permitted_subtrees(routes: Iterable[Route]) -> tuple[str, ...]:
+    r"""The DNS subtrees covering every route: their pinned domains, each once.
 
-
-def permitted_subtrees(routes: Iterable[Route]) -> tuple[str, ...] | None:
-    """Subtrees covering every route, or None when any route cannot be covered."""
-    out: list[str] = []
-    for route in routes:
-        subtree = subtree_for(route)
-        if subtree is None:
-            return None
-        if subtree not in out:
-            out.append(subtree)
-    return tuple(out)
+    A subtree includes subdomains, so `^[a-z0-9-]+\.googleapis\.com$` is covered
+    by googleapis.com; a subtree narrower than a pattern only makes TLS fail,
+    it can never widen trust.
+    """
+    return tuple(dict.fromkeys(route.domain for route in routes))
 
 
 def create(confdir: Path, routes: Iterable[Route], *, days: int = 2) -> RunCA:
@@ -103,10 +82,10 @@ def create(confdir: Path, routes: Iterable[Route], *, days: int = 2) -> RunCA:
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
-    # No IP address ever; DNS names only inside the routed subtrees when they can be derived.
+    # No IP address ever; DNS names only inside the routed subtrees.
     builder = builder.add_extension(
         x509.NameConstraints(
-            permitted_subtrees=[x509.DNSName(s) for s in subtrees] if subtrees else None,
+            permitted_subtrees=[x509.DNSName(s) for s in subtrees],
             excluded_subtrees=[x509.IPAddress(ipaddress.ip_network("0.0.0.0/0")),
                                x509.IPAddress(ipaddress.ip_network("::/0"))],
         ),
@@ -124,4 +103,4 @@ def create(confdir: Path, routes: Iterable[Route], *, days: int = 2) -> RunCA:
     fd = os.open(cert_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(cert_pem)
-    return RunCA(confdir, cert_path, key_path, subtrees or (), bool(subtrees))
+    return RunCA(confdir, cert_path, key_path, subtrees)

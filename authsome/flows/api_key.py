@@ -8,12 +8,12 @@ the record. Values are never echoed back in errors.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from authsome.errors import LoginError
 from authsome.models import Connection, Provider
+from authsome.providers.patterns import MAX_INPUT, fullmatch
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,9 @@ def check(provider: Provider, field: KeyField, value: str) -> str:
         raise LoginError(f"The {field.label} is empty.", "paste the value again")
     if any(c.isspace() for c in value):
         raise LoginError(f"The {field.label} contains whitespace.", "copy the value without spaces or line breaks")
-    if field.pattern and not re.fullmatch(field.pattern, value):
+    if len(value) > MAX_INPUT:
+        raise LoginError(f"The {field.label} is longer than {MAX_INPUT} characters.", "paste only the value itself")
+    if field.pattern and not fullmatch(field.pattern, value):
         raise LoginError(
             f"The {field.label} does not look like a {provider.display_name} value.",
             field.hint or f"check the value in the {provider.display_name} dashboard",

@@ -38,6 +38,8 @@ def parse_definition(text: bytes, path: str, *, source: str = "custom", schema_c
     problems = [] if schema_checked else schema.schema_problems(raw)
     if not problems:
         problems = schema.semantic_problems(raw)
+    if not problems and not schema_checked:
+        problems = schema.scope_problems(raw)
     if problems:
         field_name, reason = problems[0]
         raise ProviderInvalid(path, field_name, reason)
@@ -45,19 +47,24 @@ def parse_definition(text: bytes, path: str, *, source: str = "custom", schema_c
 
 
 class _SchemaPassCache:
-    """Digests of custom files that already passed the JSON Schema.
+    """Digests of custom files that already passed the JSON Schema and the route-scope check.
 
-    Importing jsonschema costs about 0.3 s, more than the rest of `authsome
-    get`; a file whose exact bytes (under this exact schema) passed before is
-    not checked again. Bundled files skip the pass: the test suite validates
-    every one of them. The semantic checks always run.
+    Importing jsonschema costs about 0.3 s and the public suffix list 40 ms,
+    more than the rest of `authsome get`; a file whose exact bytes (under this
+    exact schema and these checks) passed before is not checked again.
+    Bundled files skip both: the test suite validates every one of them. The
+    semantic checks always run. The cache is no defence against someone who
+    can write the home: a changed definition of a provider with credentials is
+    caught by `authsome.providers.trust` instead.
     """
+
+    CHECKS = b"routes-pin-registrable-domain-v1"
 
     def __init__(self) -> None:
         self.path = paths.home() / "cache" / "schema-passed"
 
     def _digest(self, text: bytes) -> str:
-        return hashlib.sha256(schema.schema_bytes() + b"\0" + text).hexdigest()
+        return hashlib.sha256(schema.schema_bytes() + b"\0" + self.CHECKS + b"\0" + text).hexdigest()
 
     def _entries(self) -> set[str]:
         try:

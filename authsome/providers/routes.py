@@ -5,20 +5,35 @@ An `api_url` entry is one of:
     api.example.com:8443                exact host and port
     https://api.example.com[:port]/v1   exact host (and port), path prefix
     regex:^[a-z0-9-]+\\.example\\.com$   a pattern matched against the WHOLE host
+    !auth.example.com[:port]            never this host, even when another entry matches it
 
-Host matching is case-insensitive and ignores one trailing dot. A regex is
-always applied with fullmatch, so an unanchored pattern cannot match a
-lookalike such as `api.example.com.evil.test`.
+Every route pins a domain: an exact host pins itself, a pattern pins the
+literal domain it ends with (`\\.example\\.com$` -> example.com) and never
+matches a host outside it, whatever else the pattern says. A pinned domain
+has two or more labels and is no IP address; `registrable_problem` also
+refuses public suffixes (`co.uk`), for validating definitions. Patterns run
+on a linear-time engine (`patterns`), so no host name can stall matching.
+
+Host matching is case-insensitive and ignores one trailing dot. Paths are
+compared twice, as sent and as a server would read them (`canonical_path`):
+a path prefix admits a request only when both forms lie inside it.
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+
+from authsome.providers.patterns import PatternError, compile_pattern
 
 DEFAULT_PORT = 443
+MAX_HOST = 253
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+# The literal domain a pattern ends with (`\.googleapis\.com$`), to pin it to.
+_LITERAL_SUFFIX = re.compile(r"([a-z0-9-]+(?:\\\.[a-z0-9-]+)+)\$?$", re.IGNORECASE)
 
 
 class RouteError(ValueError):
@@ -28,10 +43,12 @@ class RouteError(ValueError):
 @dataclass(frozen=True)
 class Route:
     text: str
-    host: str | None = None
-    pattern: re.Pattern[str] | None = None
+    domain: str  # every host this route matches is this domain or inside it
+    host: str | None = None  # an exact host (then equal to `domain`)
+    pattern: str | None = None  # the source of a `regex:` route
     port: int = DEFAULT_PORT
     path_prefix: str = ""
+    exclude: bool = False  # `!host`: an exception to the other entries, not a destination
 
     def matches_host(self, host: str, port: int = DEFAULT_PORT) -> bool:
         """True when a connection to host:port may carry the credential."""
@@ -40,11 +57,13 @@ class Route:
         host = normalize_host(host)
         if self.host is not None:
             return host == self.host
+        if len(host) > MAX_HOST or not (host == self.domain or host.endswith("." + self.domain)):
+            return False
         assert self.pattern is not None
-        return self.pattern.fullmatch(host) is not None
+        return compile_pattern(self.pattern, ignore_case=True).fullmatch(host) is not None
 
     def matches(self, host: str, port: int, path: str) -> bool:
-        return self.matches_host(host, port) and _path_matches(self.path_prefix, path)
+        return self.matches_host(host, port) and path_in_prefix(self.path_prefix, path)
 
 
 def normalize_host(host: str) -> str:
@@ -52,11 +71,59 @@ def normalize_host(host: str) -> str:
     return host[:-1] if host.endswith(".") else host
 
 
-def _path_matches(prefix: str, path: str) -> bool:
+def _strip_query(path: str) -> str:
+    return path.split("?", 1)[0].split("#", 1)[0]
+
+
+def canonical_path(path: str) -> str:
+    """The path as a lenient server would route it.
+
+    Percent-escapes decoded (repeatedly: some servers decode twice),
+    backslashes read as slashes, `;parameters` dropped from each segment,
+    empty segments collapsed and dot segments resolved. Used to compare,
+    never to send.
+    """
+    path = _strip_query(path)
+    for _ in range(3):
+        decoded = unquote(path, errors="replace")
+        if decoded == path:
+            break
+        path = decoded
+    out: list[str] = []
+    for segment in path.replace("\\", "/").split("/"):
+        segment = segment.split(";", 1)[0]
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if out:
+                out.pop()
+            continue
+        out.append(segment)
+    return "/" + "/".join(out)
+
+
+def _within(prefix: str, path: str) -> bool:
+    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
+def path_in_prefix(prefix: str, path: str) -> bool:
+    """True when `path` lies inside `prefix` both as sent and as a server reads it."""
     if not prefix:
         return True
-    path = path.split("?", 1)[0]
-    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+    return _within(prefix, _strip_query(path)) and _within(prefix, canonical_path(path))
+
+
+def path_names_endpoint(endpoint: str, path: str) -> bool:
+    """True when a request path may reach `endpoint` (a canonical path) on some server.
+
+    For exclusions, so it errs towards yes: case-insensitive, in either
+    form, and also with a suffix such as `.json` or `/x` after the endpoint.
+    """
+    endpoint = endpoint.lower().rstrip("/") or "/"
+    for form in (_strip_query(path).lower().rstrip("/") or "/", canonical_path(path).lower()):
+        if form == endpoint or (form.startswith(endpoint) and not form[len(endpoint)].isalnum()):
+            return True
+    return False
 
 
 def _parse_port(text: str, entry: str) -> int:
@@ -65,24 +132,49 @@ def _parse_port(text: str, entry: str) -> int:
     return int(text)
 
 
-def _check_host(host: str, entry: str) -> str:
-    host = normalize_host(host)
-    if not _HOST.match(host):
+def _check_domain(domain: str, entry: str) -> str:
+    """A host name of two or more labels, never an IP address."""
+    if not _HOST.match(domain):
         raise RouteError(f"'{entry}' is not a valid host name")
-    return host
+    if _is_ip(domain):
+        raise RouteError(f"'{entry}' is an IP address; routes name hosts (a credential must not follow an address)")
+    if "." not in domain:
+        raise RouteError(f"'{entry}' names a single label; a route must pin a domain of two or more labels")
+    return domain
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+        return True
+    except ValueError:
+        return text.rsplit(".", 1)[-1].isdigit()  # no top-level domain is numeric: 10.1 or 0x7f.1 is an address
+
+
+def _check_host(host: str, entry: str) -> str:
+    return _check_domain(normalize_host(host), entry)
 
 
 def parse_route(entry: str) -> Route:
     entry = entry.strip()
+    if entry.startswith("!"):
+        route = parse_route(entry[1:])
+        if route.host is None or route.path_prefix:
+            raise RouteError(f"'{entry}' must name one host (and port): exceptions are exact")
+        return Route(text=entry, domain=route.domain, host=route.host, port=route.port, exclude=True)
     if entry.startswith("regex:"):
         source = entry[len("regex:") :]
         if not source:
             raise RouteError("empty regex")
         try:
-            pattern = re.compile(source, re.IGNORECASE)
-        except re.error as exc:
+            compile_pattern(source, ignore_case=True)
+        except PatternError as exc:
             raise RouteError(f"invalid regular expression: {exc}") from None
-        return Route(text=entry, pattern=pattern)
+        literal = _LITERAL_SUFFIX.search(source)
+        if not literal:
+            raise RouteError(f"'{entry}' must end with the literal domain it stays inside, such as \\.example\\.com$")
+        domain = _check_domain(literal.group(1).replace("\\.", ".").lower(), entry)
+        return Route(text=entry, domain=domain, pattern=source)
     if "://" in entry:
         parts = urlsplit(entry)
         if parts.scheme != "https":
@@ -93,19 +185,63 @@ def parse_route(entry: str) -> Route:
             port = parts.port or DEFAULT_PORT
         except ValueError:
             raise RouteError(f"'{entry}' has an invalid port") from None
-        return Route(
-            text=entry,
-            host=_check_host(parts.hostname or "", entry),
-            port=port,
-            path_prefix=parts.path.rstrip("/") if parts.path not in ("", "/") else "",
-        )
+        prefix = parts.path.rstrip("/") if parts.path not in ("", "/") else ""
+        if prefix and canonical_path(prefix) != prefix:
+            raise RouteError(f"'{entry}' has a path prefix a server would read differently ({canonical_path(prefix)})")
+        host = _check_host(parts.hostname or "", entry)
+        return Route(text=entry, domain=host, host=host, port=port, path_prefix=prefix)
     if "/" in entry:
         raise RouteError(f"'{entry}' has a path; write it as https://host/path")
     host, sep, port_text = entry.rpartition(":")
     if sep:
-        return Route(text=entry, host=_check_host(host, entry), port=_parse_port(port_text, entry))
-    return Route(text=entry, host=_check_host(entry, entry))
+        host = _check_host(host, entry)
+        return Route(text=entry, domain=host, host=host, port=_parse_port(port_text, entry))
+    host = _check_host(entry, entry)
+    return Route(text=entry, domain=host, host=host)
 
 
 def parse_routes(entries: tuple[str, ...] | list[str]) -> tuple[Route, ...]:
     return tuple(parse_route(e) for e in entries)
+
+
+@functools.cache
+def _public_suffixes():
+    from publicsuffixlist import PublicSuffixList
+
+    # The ICANN section: registries' suffixes (com, co.uk). The private section
+    # also lists hosting platforms (github.io, googleapis.com) whose owners serve
+    # their own APIs under them, as Google does.
+    return PublicSuffixList(only_icann=True)
+
+
+def registrable_problem(route: Route) -> str | None:
+    """Why a route's pinned domain covers more than one owner's hosts, or None.
+
+    Loads the public suffix list (about 40 ms): for validating definitions,
+    not for every lookup.
+    """
+    if _public_suffixes().privatesuffix(route.domain) is None:
+        return f"'{route.text}' pins {route.domain}, a public suffix: it would send the credential to every domain under it"
+    return None
+
+
+def overlap(a: Route, b: Route) -> bool:
+    """True when some request could match both routes (same port, nested domains and prefixes)."""
+    if a.port != b.port:
+        return False
+    if a.host is not None and b.host is not None:
+        same = a.host == b.host
+    elif a.host is not None:
+        same = b.matches_host(a.host, a.port)
+    elif b.host is not None:
+        same = a.matches_host(b.host, b.port)
+    else:  # two patterns: overlap when one pinned domain contains the other
+        same = a.domain == b.domain or a.domain.endswith("." + b.domain) or b.domain.endswith("." + a.domain)
+    if not same:
+        return False
+    return _within(a.path_prefix or "/", b.path_prefix or "/") or _within(b.path_prefix or "/", a.path_prefix or "/")
+
+
+def specificity(route: Route) -> tuple[int, int]:
+    """Higher is more specific: an exact host beats a pattern, a longer prefix a shorter one."""
+    return (1 if route.host is not None else 0, len(route.path_prefix))

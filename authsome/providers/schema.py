@@ -1,23 +1,28 @@
 """Validate a provider definition and turn it into a `Provider`.
 
-Two passes: the JSON Schema (`providers/schema.json`, shipped as
+Three passes: the JSON Schema (`providers/schema.json`, shipped as
 `authsome.catalog`) checks shape and types; `semantic_problems` checks what a
-schema cannot say (regexes compile, the flow is supported, URLs are https,
-export names refer to real credential fields). Problems come back as
-(field, reason) pairs so callers can name the file, the field and the reason.
+schema cannot say (patterns compile on the linear-time engine, the flow is
+supported, URLs are https, export names refer to real credential fields and
+are no process, proxy or trust variables); `scope_problems` refuses routes
+that pin a public suffix (it loads the public suffix list, so callers run it
+with the schema pass, which is cached for files that passed before).
+Problems come back as (field, reason) pairs so callers can name the file,
+the field and the reason.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import re
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
+from authsome.envnames import reserved_problem
 from authsome.models import OAUTH_FIELDS, OAUTH_URL_FIELDS, ApiKeyConfig, ExtraField, OAuthConfig, Provider
-from authsome.providers.routes import RouteError, parse_route
+from authsome.providers.patterns import PatternError, compile_pattern
+from authsome.providers.routes import RouteError, parse_route, registrable_problem
 
 Problem = tuple[str, str]
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -66,6 +71,31 @@ def _check_url(value: str | None, field: str) -> list[Problem]:
     return []
 
 
+def _route_entries(raw: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, entry) for every api_url and self_hosted_api_url entry, {base_url} filled with a stand-in."""
+    out = []
+    for key in ("api_url", "self_hosted_api_url"):
+        value = raw.get(key)
+        if value is None:
+            continue
+        for i, entry in enumerate(value if isinstance(value, list) else [value]):
+            out.append((f"{key}[{i}]" if isinstance(value, list) else key, entry.replace("{base_url}", "https://base.example.com")))
+    return out
+
+
+def scope_problems(raw: dict[str, Any]) -> list[Problem]:
+    """Routes whose pinned domain is a public suffix (`regex:^.*\\.co\\.uk$`, `com`)."""
+    problems = []
+    for field, entry in _route_entries(raw):
+        try:
+            reason = registrable_problem(parse_route(entry))
+        except RouteError:
+            continue  # reported by semantic_problems
+        if reason:
+            problems.append((field, reason))
+    return problems
+
+
 def semantic_problems(raw: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     routes = raw["api_url"] if isinstance(raw["api_url"], list) else [raw["api_url"]]
@@ -75,6 +105,8 @@ def semantic_problems(raw: dict[str, Any]) -> list[Problem]:
             parse_route(entry)
         except RouteError as exc:
             problems.append((field, str(exc)))
+    if all(entry.strip().startswith("!") for entry in routes):
+        problems.append(("api_url", "lists only exceptions (!host); name at least one host that receives the credential"))
 
     known_fields: set[str]
     oauth = raw.get("oauth")
@@ -119,9 +151,14 @@ def semantic_problems(raw: dict[str, Any]) -> list[Problem]:
         ]:
             if pattern:
                 try:
-                    re.compile(pattern)
-                except re.error as exc:
+                    compile_pattern(pattern)
+                except PatternError as exc:
                     problems.append((field, f"invalid regular expression: {exc}"))
+        for field, env in [("api_key.env_var", api_key.get("env_var"))] + [
+            (f"api_key.extra_fields[{i}].env_var", f.get("env_var")) for i, f in enumerate(api_key.get("extra_fields", []))
+        ]:
+            if env and (reason := reserved_problem(env)):
+                problems.append((field, reason))
         user_field = api_key.get("basic_username_field")
         if user_field and user_field not in extra:
             problems.append(("api_key.basic_username_field", f"'{user_field}' is not one of api_key.extra_fields"))
@@ -131,6 +168,8 @@ def semantic_problems(raw: dict[str, Any]) -> list[Problem]:
         if cred_field not in known_fields:
             problems.append((f"export.{cred_field}", f"'{cred_field}' is not a credential field of this provider"))
         for env in [names] if isinstance(names, str) else names:
+            if reason := reserved_problem(env):
+                problems.append((f"export.{cred_field}", reason))
             if env in seen_env:
                 problems.append((f"export.{cred_field}", f"{env} is already used by export.{seen_env[env]}"))
             seen_env[env] = cred_field

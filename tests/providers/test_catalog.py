@@ -9,9 +9,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from authsome.certs.ca import permitted_subtrees, subtree_for
 from authsome.providers.registry import Registry
-from authsome.providers.routes import parse_routes
+from authsome.providers.routes import parse_routes, registrable_problem
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = Registry(user_dir=Path("/nonexistent")).catalog()
@@ -43,14 +42,12 @@ def test_definition_is_documented_and_uses_https(provider):
 @pytest.mark.parametrize("provider", PROVIDERS, ids=lambda p: p.name)
 def test_routes_are_narrow_and_reject_lookalikes(provider):
     routes = parse_routes(provider.api_url)
-    # The per-run CA can always be name-constrained for bundled providers.
-    assert permitted_subtrees(routes) is not None
     for route in routes:
+        assert registrable_problem(route) is None
         if route.pattern is not None:
-            source = route.pattern.pattern
+            source = route.pattern
             assert source.startswith("^") and source.endswith("$"), f"unanchored: {source}"
-            domain = subtree_for(route)
-            assert domain and "." in domain
+            domain = route.domain
             for lookalike in (f"api.{domain}.evil.test", f"evil{domain}", f"{domain}.evil.test", f"x.evil-{domain}"):
                 assert not route.matches_host(lookalike), lookalike
         else:
@@ -60,21 +57,17 @@ def test_routes_are_narrow_and_reject_lookalikes(provider):
 
 
 def test_no_two_providers_route_the_same_host():
-    owners: dict[tuple[str, int], str] = {}
-    for p in PROVIDERS:
-        for route in parse_routes(p.api_url):
+    """Bundled providers never compete for a request, even when both are connected in one run."""
+    from authsome.bindings import Binding
+
+    bindings = [Binding(p, "default", tuple(r for r in parse_routes(p.api_url) if not r.exclude),
+                        excluded=tuple(r for r in parse_routes(p.api_url) if r.exclude)) for p in PROVIDERS]
+    for a in bindings:
+        for route in a.routes:
             if route.host is None:
                 continue
-            key = (route.host, route.port)
-            assert key not in owners, f"{route.host} routed by {owners[key]} and {p.name}"
-            owners[key] = p.name
-    # Regex routes must not swallow another provider's exact host either.
-    for p in PROVIDERS:
-        for route in parse_routes(p.api_url):
-            if route.pattern is not None:
-                for (host, port), owner in owners.items():
-                    if owner != p.name:
-                        assert not route.matches_host(host, port), f"{p.name} regex matches {owner}'s {host}"
+            owners = [b.provider.name for b in bindings if b.match_host(route.host, route.port)]
+            assert owners == [a.provider.name], f"{route.host} routed by {owners}"
 
 
 def test_env_names_are_unique_across_the_catalog():
