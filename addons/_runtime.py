@@ -4,6 +4,9 @@ Addons never reach into each other. Each one declares the shared options
 (only those not declared yet, so loading several addon files into one
 stock mitmproxy never resets a value) and asks `runtime()` for the
 state those options describe; equal options give the same `Runtime`.
+`Runtime.send_with_credential` is the one way a credential enters a
+request: at the wire (`_wire`), after every name and the path were checked
+against the connection the bytes go to.
 """
 
 from __future__ import annotations
@@ -12,13 +15,16 @@ import asyncio
 import functools
 import logging
 import os
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from authsome import authority, injection
 from authsome import bindings as bindings_mod
-from authsome import injection
 from authsome.bindings import Binding, CredentialSource
+from authsome.models import Connection
 from authsome.providers import Registry
+from authsome.providers.routes import normalize_host
 from authsome.vault import Vault
 
 log = logging.getLogger("authsome.proxy")
@@ -36,7 +42,8 @@ def declare(loader) -> None:
          "PROVIDER=CONNECTION pairs to serve; providers not named use their 'default' connection"),
         ("authsome_resolve", Sequence[str], [],
          "HOST:PORT:ADDR:PORT entries: connect to ADDR:PORT for HOST:PORT, keeping the name (like curl --resolve)"),
-        ("authsome_refresh_leeway", int, 60, "refresh an access token this many seconds before it expires"),
+        ("authsome_refresh_leeway", int, 60,
+         "refresh an access token this many seconds before it expires (at most a tenth of its lifetime)"),
     ]
     for name, typespec, default, help_text in shared:
         if name not in options:
@@ -50,8 +57,10 @@ class Runtime:
     bindings: list[Binding]
     sources: dict[str, CredentialSource] = field(default_factory=dict)
     refresh_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    # flow -> every secret value written on the wire for it (all attempts), for Scrub.
+    written: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
 
-    def binding_for(self, key: str) -> Binding | None:
+    def binding_for(self, key: str | None) -> Binding | None:
         return next((b for b in self.bindings if b.key == key), None)
 
     async def refresh(self, binding: Binding, *, leeway: float, stale_version: int | None = None):
@@ -72,6 +81,44 @@ class Runtime:
             self.sources[binding.key] = CredentialSource(self.vault, binding.provider.name, binding.connection)
         return self.sources[binding.key]
 
+    def send_with_credential(self, flow, binding: Binding, conn: Connection, *, record_into=None) -> None:
+        """Have `flow.request` leave with the connection's credential, if it still may when it leaves.
+
+        The flow keeps the request as the child sent it; only the bytes sent
+        upstream carry the credential (`_wire`). `record_into`: the flow whose
+        response the child will see (the original of a re-send).
+        """
+        from authsome.addons import _wire
+
+        meta = flow.metadata.setdefault(META, {})
+        target = target_of(flow)
+        written = self.written.setdefault(record_into if record_into is not None else flow, set())
+
+        def rewrite(server, request):
+            problem = departure_problem(server, request, target, binding) if target else "it is in no CONNECT tunnel"
+            if problem:
+                meta["inject_error"], meta["injected"] = "changed", []
+                log.warning("%s: nothing injected into %s %s: %s", binding.key, request.method, request.pretty_url, problem)
+                return request
+            outgoing = _wire.head_copy(request)
+            meta["injected"] = injection.apply(outgoing, binding.provider, conn)
+            meta["record_version"] = conn.version  # lets a 401 retry tell whether it was refreshed since
+            written.update(injection.wire_values(binding.provider, conn))
+            return outgoing
+
+        _wire.on_send(flow.request, rewrite)
+
+    def secrets_for(self, flow) -> set[str]:
+        """What must never come back to the child on this flow: what was sent, and the current secrets."""
+        out = set(self.written.get(flow, ()))
+        binding = self.binding_for((flow.metadata.get(META) or {}).get("tunnel_binding"))
+        if binding is not None:
+            try:
+                out |= injection.wire_values(binding.provider, self.source(binding).current())
+            except Exception:  # an unreadable record: what was sent is still scrubbed
+                pass
+        return out
+
 
 @functools.lru_cache(maxsize=4)
 def _runtime(home: str, connections: tuple[str, ...]) -> Runtime:
@@ -89,3 +136,42 @@ def _runtime(home: str, connections: tuple[str, ...]) -> Runtime:
 def runtime(options) -> Runtime:
     home = options.authsome_home or os.environ.get("AUTHSOME_HOME", "")
     return _runtime(home, tuple(options.authsome_connections))
+
+
+def target_of(flow) -> tuple[str, int] | None:
+    """The CONNECT target (host, port) a request travels in, as Route recorded it."""
+    target = (flow.metadata.get(META) or {}).get("target")
+    return (target[0], target[1]) if target else None
+
+
+def departure_problem(server, request, target: tuple[str, int], binding: Binding) -> str | None:
+    """Why `request` must not leave with the credential over `server`, or None.
+
+    Checked as the bytes are written: the connection must be TLS to the
+    CONNECT target under its own name, and the request (as it is now, after
+    any hook or edit) must still name that target and a routed path.
+    """
+    host, port = target
+    address = server.address
+    if address is None or (normalize_host(str(address[0])), address[1]) != target:
+        return "its connection goes to another address"
+    if not server.tls or normalize_host(server.sni or "") != host:
+        return "its connection does not verify the host's own name"
+    if request.scheme != "https" or (normalize_host(request.host), request.port) != target:
+        return "it was changed to another host"
+    reason = authority.disagreement(target, sni=None, request=request)
+    if reason is None and binding.route_for(host, port, request.path) is None:
+        reason = "its path is not routed"
+    return reason or injection.conflict(request, binding.provider)
+
+
+def held_for_refresh(flow) -> bool:
+    """A 401 to a request we injected, not retried yet: Refresh holds it (never streamed)."""
+    meta = flow.metadata.get(META) or {}
+    return (
+        flow.response is not None
+        and flow.response.status_code == 401
+        and bool(meta.get("injected"))  # empty: the child's own credential, not ours to refresh
+        and not meta.get("retried")
+        and not flow.is_replay
+    )

@@ -1,6 +1,7 @@
 """Audit: one record per flow the proxy handled, appended to $AUTHSOME_HOME/audit.log.
 
-Intercepted requests record method, host, path, status, provider,
+Intercepted requests record method, host (the CONNECT target; the child's
+Host header apart when it names another), path, status, provider,
 connection and what authsome did (injected, refreshed, retried); tunnelled
 and denied CONNECTs record the host. Never header values, bodies, or query
 values: only the names of query parameters.
@@ -58,12 +59,16 @@ class Audit:
         meta = flow.metadata.get(META) or {}
         req = flow.request
         started = meta.get("started")
+        # Inside a tunnel, the CONNECT target is where the request went; the Host
+        # header is the child's word, recorded apart when it names something else.
+        host, port = meta.get("target") or (req.host, req.port)
         return {
             "event": event,
             "method": req.method,
             "scheme": req.scheme,
-            "host": req.pretty_host,
-            "port": req.port,
+            "host": host,
+            "port": port,
+            "host_header": meta.get("host_header"),
             "path": req.path.split("?", 1)[0],
             "query_keys": sorted(set(req.query.keys())) or None,
             "status": flow.response.status_code if flow.response else None,

@@ -1,14 +1,15 @@
-"""Inject: put the real credential into requests the Route addon marked, at the last moment.
+"""Inject: have the real credential written into requests the Route addon marked, on the wire only.
 
 Three cases, per credential slot (see `authsome.injection`): the child sent
 the placeholder (swapped), sent nothing (added), or sent a credential of its
 own (left alone). A token about to expire is refreshed first (`requestheaders`
 is async, so a refresh never blocks other traffic).
 
-The header is written in the `update` event that follows the `request` hook,
-the last moment before the request leaves; an addon placed after a UI's view
-thus never lets the view serialize the real value. The Redact addon puts the
-child's own values back once the request has left.
+The credential is never put into the flow: the request is registered with
+`Runtime.send_with_credential`, and the copy mitmproxy serializes onto the
+upstream connection carries it, after a last check of that connection and of
+the request as it is then. Every viewer, dump, export and filter sees the
+request as the child sent it.
 """
 
 from __future__ import annotations
@@ -17,12 +18,8 @@ import asyncio
 
 from mitmproxy import ctx, http
 
-from authsome import injection
 from authsome.addons._runtime import META, declare, log, runtime
 from authsome.errors import AuthsomeError
-
-READY = "inject_ready"
-DONE = "injected"
 
 
 class Inject:
@@ -31,17 +28,18 @@ class Inject:
 
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.get(META) or {}
-        if flow.response is not None or "binding" not in meta:
+        if flow.response is not None or flow.is_replay or "binding" not in meta:
             return
         rt = runtime(ctx.options)
         binding = rt.binding_for(meta["binding"])
         if binding is None:
             return
         source = rt.source(binding)
+        leeway = ctx.options.authsome_refresh_leeway
         try:
             conn = await asyncio.to_thread(source.current)
-            if conn.should_refresh(leeway=ctx.options.authsome_refresh_leeway):
-                conn = await rt.refresh(binding, leeway=ctx.options.authsome_refresh_leeway)
+            if conn.should_refresh(leeway=leeway):
+                conn = await rt.refresh(binding, leeway=leeway)
                 meta["refreshed"] = True
         except AuthsomeError as exc:
             # Nothing is injected; the child gets the provider's own answer (a 401).
@@ -52,32 +50,7 @@ class Inject:
             meta["inject_error"] = "invalid"
             log.warning("%s is invalid: run `authsome login %s --force`", binding.key, binding.provider.name)
             return
-        meta[READY] = True
-
-    def update(self, flows) -> None:
-        for flow in flows:
-            if not isinstance(flow, http.HTTPFlow):
-                continue
-            meta = flow.metadata.get(META)
-            # Only after the `request` hook: the request leaves right after this event.
-            if not meta or not meta.get(READY) or not meta.get("request_seen") or meta.get(DONE) is not None:
-                continue
-            rt = runtime(ctx.options)
-            binding = rt.binding_for(meta["binding"])
-            if binding is None:
-                continue
-            try:
-                conn = rt.source(binding).current()
-            except AuthsomeError:
-                continue
-            changed = injection.apply(flow.request, binding.provider, conn)
-            meta[DONE] = changed  # slot -> what the child sent there (placeholder or nothing)
-            meta["record_version"] = conn.version  # lets a 401 retry tell whether it was refreshed since
-
-    def request(self, flow: http.HTTPFlow) -> None:
-        meta = flow.metadata.get(META)
-        if meta and meta.get(READY):
-            meta["request_seen"] = True
+        rt.send_with_credential(flow, binding, conn)
 
 
 addons = [Inject()]

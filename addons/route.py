@@ -2,11 +2,20 @@
 
 The decision is made on the CONNECT target (host and port) the client asked
 for, never on the Host header or the TLS server name. Connections to other
-hosts become raw TCP relays: no TLS interception, no flows, no hooks.
-Inside an intercepted tunnel, a request is marked for injection only when
-every name agrees: TLS was terminated here, the scheme is https, the client's
-SNI is the CONNECT host, and the request still targets the CONNECT host and
-port. Plain-HTTP proxy requests are never marked.
+hosts become raw TCP relays: no TLS interception, no flows, no hooks. Inside
+an intercepted tunnel the upstream connection always uses the CONNECT host
+as its TLS server name, and each request is checked:
+
+- every name it carries (SNI, Host, `:authority`, an absolute-form target)
+  must name the CONNECT target, else it gets 421 Misdirected Request;
+- a credential slot sent twice gets 400;
+- a request whose path is routed (and no OAuth endpoint) is marked for the
+  Inject addon.
+
+Requests sent to the proxy without CONNECT (absolute-form) never get a
+credential; with `authsome_deny_unmatched` those to unrouted hosts get 403,
+like CONNECTs to them. Request bodies of unknown or large size stream
+through (`BodyTee` keeps the first `MAX_REPLAY_BODY` bytes for a re-send).
 
 Loads into stock mitmproxy: mitmdump -s addons/route.py --set authsome_home=...
 """
@@ -19,7 +28,31 @@ from mitmproxy import ctx, http
 from mitmproxy.proxy import layers
 from mitmproxy.proxy.layers import modes
 
+from authsome import authority, injection
 from authsome.addons._runtime import META, declare, log, runtime
+from authsome.providers.routes import normalize_host
+
+MAX_REPLAY_BODY = 4 << 20  # request bodies up to this size are kept for the re-send after a 401
+
+
+class BodyTee:
+    """A streamed request body: passed on chunk by chunk, the first bytes kept for a re-send."""
+
+    def __init__(self, limit: int = MAX_REPLAY_BODY):
+        self.limit = limit
+        self.kept = bytearray()
+        self.complete = True
+
+    def __call__(self, chunk: bytes) -> bytes:
+        if self.complete and len(self.kept) + len(chunk) <= self.limit:
+            self.kept += chunk
+        else:
+            self.complete, self.kept = False, bytearray()
+        return chunk
+
+
+def _refuse(flow: http.HTTPFlow, status: int, text: str) -> None:
+    flow.response = http.Response.make(status, f"authsome: {text}\n".encode(), {"Content-Type": "text/plain"})
 
 
 class Route:
@@ -31,7 +64,7 @@ class Route:
         declare(loader)
         loader.add_option(
             "authsome_deny_unmatched", bool, False,
-            "refuse (403) connections to hosts no provider routes, instead of tunnelling them",
+            "refuse (403) connections and requests to hosts no provider routes, instead of passing them through",
         )
 
     def configure(self, updated) -> None:
@@ -52,14 +85,19 @@ class Route:
         if flow.response is not None:  # already answered (407 from proxyauth)
             return
         host, port = flow.request.host, flow.request.port
-        routed = self._binding(host, port) is not None
-        if not routed and ctx.options.authsome_deny_unmatched:
-            flow.response = http.Response.make(403, b"authsome: this host is not routed to any provider\n",
-                                               {"Content-Type": "text/plain"})
+        binding = self._binding(host, port)
+        if binding is None and ctx.options.authsome_deny_unmatched:
+            _refuse(flow, 403, "this host is not routed to any provider")
             flow.metadata[META] = {"denied": True, "host": host, "port": port}
             return
-        self.targets[flow.client_conn] = (host.lower(), port)
-        flow.metadata[META] = {"tunnel": not routed, "host": host, "port": port}
+        if binding is not None:
+            # One spelling from here on (case, trailing dot), and the upstream TLS
+            # server name is the CONNECT host whatever the client's SNI says.
+            host = normalize_host(host)
+            flow.request.host = host
+            flow.server_conn.sni = host
+        self.targets[flow.client_conn] = (host, port)
+        flow.metadata[META] = {"tunnel": binding is None, "host": host, "port": port}
 
     def next_layer(self, nextlayer) -> None:
         context = nextlayer.context
@@ -71,35 +109,63 @@ class Route:
         if target is None or self._binding(*target) is None:
             nextlayer.layer = layers.TCPLayer(context, ignore=True)
 
+    def tls_clienthello(self, data) -> None:
+        # A client without SNI (Go programs with their own TLS config) gets a
+        # certificate for the CONNECT host, not for our loopback address.
+        target = self.targets.get(data.context.client)
+        if target is not None and data.context.client.sni is None and self._binding(*target) is not None:
+            data.context.client.sni = target[0]
+
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.response is not None:
-            return
-        if flow.is_replay:
-            return  # a re-send keeps the decision (and metadata) of the flow it copies
-        meta = flow.metadata.get(META)
-        if meta is None and flow.request.scheme == "http":
-            # A plain-HTTP proxy request: deny if asked to, never inject.
-            if ctx.options.authsome_deny_unmatched:
-                flow.response = http.Response.make(403, b"authsome: plain HTTP is not routed\n",
-                                                   {"Content-Type": "text/plain"})
-            return
+        if flow.response is not None or flow.is_replay:
+            return  # answered already, or a re-send, which keeps the decision of the flow it copies
         target = self.targets.get(flow.client_conn)
         if target is None:
+            self._direct(flow)
             return
         host, port = target
         request = flow.request
-        if not (
-            flow.client_conn.tls_established
-            and request.scheme == "https"
-            and (flow.client_conn.sni or "").lower().rstrip(".") == host.rstrip(".")
-            and (request.host.lower(), request.port) == (host, port)
-        ):
+        tunnel = self._binding(host, port)
+        if tunnel is None:
+            return  # not intercepted (a raw tunnel never gets here)
+        meta = flow.metadata[META] = {"target": [host, port], "tunnel_binding": tunnel.key}
+        if request.host_header and authority.parse_authority(request.host_header) != target:
+            meta["host_header"] = request.host_header  # for the audit log
+        problem = authority.disagreement(target, sni=flow.client_conn.sni, request=request)
+        if problem:
+            _refuse(flow, 421, f"this connection is for {host}:{port}, but {problem} (421 Misdirected Request)")
             return
+        if not (flow.client_conn.tls_established and request.scheme == "https"):
+            return  # plain HTTP inside the tunnel: passed through, never a credential
         binding = self._binding(host, port, request.path)
-        if binding is None:
-            return
-        flow.metadata[META] = {"binding": binding.key, "provider": binding.provider.name,
-                               "connection": binding.connection}
+        if binding is not None:
+            if problem := injection.conflict(request, binding.provider):
+                _refuse(flow, 400, f"{problem}; send it once")
+                return
+            meta.update(binding=binding.key, provider=binding.provider.name, connection=binding.connection)
+        if _large_or_unknown_body(request):
+            request.stream = BodyTee()
+
+    def _direct(self, flow: http.HTTPFlow) -> None:
+        """A request sent to the proxy itself (absolute-form): never a credential."""
+        request = flow.request
+        flow.metadata[META] = {"direct": True}
+        if ctx.options.authsome_deny_unmatched and self._binding(request.host, request.port) is None:
+            flow.metadata[META].update(denied=True, host=request.host, port=request.port)
+            _refuse(flow, 403, "this host is not routed to any provider")
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        # A streamed body has been sent by now; a small one is kept for a re-send.
+        tee = flow.request.stream
+        if isinstance(tee, BodyTee) and tee.complete:
+            flow.request.data.content = bytes(tee.kept)
+
+
+def _large_or_unknown_body(request: http.Request) -> bool:
+    length = request.headers.get("content-length")
+    if length is None:
+        return "chunked" in request.headers.get("transfer-encoding", "").lower() or request.is_http2 or request.is_http3
+    return not length.isdigit() or int(length) > MAX_REPLAY_BODY
 
 
 addons = [Route()]

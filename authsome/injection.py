@@ -1,16 +1,22 @@
 """Where a provider's credential travels in a request, and how it is put there.
 
-The rules, for each slot (a header, a query parameter, or HTTP Basic):
+The rules, for each slot the definition declares (a header, a query
+parameter, or HTTP Basic), and for those slots only:
   - the child sent nothing there: the credential is added;
   - the child sent the placeholder (anywhere in the value, also inside a
     Basic pair): the placeholder is swapped for the real value;
   - the child sent a value of its own: it is left alone.
-`apply` returns what each changed slot held before, so `undo` can put the
-request back exactly as the child sent it (for logs and the debugging UI)
-without anyone keeping a copy of the secret.
+A placeholder anywhere else (another header, the body) stays as it is: a
+server that echoes headers back would otherwise hand the child the secret.
+A slot the child sent more than once is ambiguous, and refused (`conflict`).
 
-Requests are duck-typed: `headers` (case-insensitive mapping) and `query`
-(mapping), as on `mitmproxy.http.Request`.
+`apply` changes the request it is given; the proxy gives it the copy that is
+serialized onto the wire (`authsome.addons._wire`), never a flow's request.
+`wire_values` lists every form in which the credential may come back in a
+response, for the Scrub addon.
+
+Requests are duck-typed: `headers` (case-insensitive mapping with
+`get_all`) and `query` (mapping with `get_all`), as on `mitmproxy.http.Request`.
 """
 
 from __future__ import annotations
@@ -19,13 +25,12 @@ import base64
 import binascii
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import quote
 
 from authsome.models import PLACEHOLDER, Connection, Provider
 
-Original = str | None  # what the slot held before (None: absent)
-
-# The key of mitmproxy's flow.metadata under which the addons record what they
-# injected (slot -> the child's own value, never a secret), for Redact and the UIs.
+# The key of mitmproxy's flow.metadata under which the addons record their
+# decisions (routes, slot names, versions; never a secret).
 FLOW_META = "authsome"
 
 
@@ -67,16 +72,24 @@ def _fresh_value(slot: Slot, conn: Connection, value: str) -> str:
     return f"{slot.prefix} {value}" if slot.prefix else value
 
 
-def _swap_basic(current: str, value: str) -> str | None:
-    """`Basic b64(user:placeholder)` -> the same with the real value, else None."""
+def _decoded_basic(current: str) -> str | None:
     scheme, _, encoded = current.partition(" ")
     if scheme.lower() != "basic" or not encoded:
         return None
     try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+        return base64.b64decode(encoded.strip(), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
         return None
-    if PLACEHOLDER not in decoded:
+
+
+def _placeholders(value: str) -> int:
+    return value.count(PLACEHOLDER) + (_decoded_basic(value) or "").count(PLACEHOLDER)
+
+
+def _swap_basic(current: str, value: str) -> str | None:
+    """`Basic b64(user:placeholder)` -> the same with the real value, else None."""
+    decoded = _decoded_basic(current)
+    if decoded is None or PLACEHOLDER not in decoded:
         return None
     return "Basic " + base64.b64encode(decoded.replace(PLACEHOLDER, value).encode()).decode()
 
@@ -90,9 +103,9 @@ def _new_value(slot: Slot, conn: Connection, current: str | None, value: str) ->
     return _swap_basic(current, value)
 
 
-def apply(request: Any, provider: Provider, conn: Connection) -> dict[str, Original]:
-    """Put the credential into `request`; return {slot key: original content} for each change."""
-    changed: dict[str, Original] = {}
+def apply(request: Any, provider: Provider, conn: Connection) -> list[str]:
+    """Put the credential into `request`; return the keys of the slots that changed."""
+    changed: list[str] = []
     for slot in slots(provider):
         value = conn.credential(slot.field)
         if not value:
@@ -101,66 +114,34 @@ def apply(request: Any, provider: Provider, conn: Connection) -> dict[str, Origi
         current = container.get(slot.name)
         new = _new_value(slot, conn, current, value)
         if new is not None and new != current:
-            changed[slot.key] = current
+            changed.append(slot.key)
             container[slot.name] = new
-    # A placeholder in any other header (a client using its own header name)
-    # gets the provider's main secret.
-    primary = conn.credential("access_token" if provider.auth_type == "oauth2" else "api_key")
-    if primary:
-        for name in list(request.headers.keys()):
-            key = f"header:{name.lower()}"
-            current = request.headers.get(name)
-            if key in changed or current is None or PLACEHOLDER not in current:
-                continue
-            changed[key] = current
-            request.headers[name] = current.replace(PLACEHOLDER, primary)
     return changed
 
 
-def _slot(request: Any, key: str) -> tuple[Any, str]:
-    kind, _, name = key.partition(":")
-    return (request.query if kind == "query" else request.headers), name
+def conflict(request: Any, provider: Provider) -> str | None:
+    """Why the request's slots are ambiguous (one sent twice), or None."""
+    for slot in slots(provider):
+        container = request.query if slot.kind == "query" else request.headers
+        values = container.get_all(slot.name)
+        where = "query parameter" if slot.kind == "query" else "header"
+        if len(values) > 1:
+            return f"the {slot.name} {where} appears more than once"
+        if values and _placeholders(values[0]) > 1:
+            return f"the {slot.name} {where} holds the placeholder more than once"
+    return None
 
 
-def _set(container: Any, name: str, value: Original) -> None:
-    if value is None:
-        if name in container:
-            del container[name]
-    else:
-        container[name] = value
-
-
-def undo(request: Any, changed: dict[str, Original]) -> None:
-    """Put every changed slot back to what the child sent."""
-    for key, original in changed.items():
-        container, name = _slot(request, key)
-        _set(container, name, original)
-
-
-def is_applied(request: Any, changed: dict[str, Original]) -> bool:
-    """True while some slot still holds what `apply` put there (not undone yet)."""
-    for key, original in changed.items():
-        container, name = _slot(request, key)
-        if container.get(name) != original:
-            return True
-    return False
-
-
-def hide(request: Any, changed: dict[str, Original]) -> dict[str, tuple[str, Original]]:
-    """`undo` for a moment: return what the slots held (name as spelled, value), for `reveal`."""
-    held = {}
-    for key in changed:
-        container, name = _slot(request, key)
-        spelled = next((k for k in container.keys() if k.lower() == name), name) if key.startswith("header:") else name
-        held[key] = (spelled, container.get(name))
-    undo(request, changed)
-    return held
-
-
-def reveal(request: Any, changed: dict[str, Original], held: dict[str, tuple[str, Original]]) -> None:
-    """Put back what `hide` took, in every slot nobody changed since."""
-    for key, original in changed.items():
-        container, name = _slot(request, key)
-        if container.get(name) == original:
-            spelled, value = held[key]
-            _set(container, spelled, value)  # setting a header keeps its place, takes this spelling
+def wire_values(provider: Provider, conn: Connection) -> set[str]:
+    """Every secret of the connection, in each form a slot writes it or a server may quote it."""
+    out: set[str] = set()
+    for name in provider.secret_fields():
+        value = conn.credential(name)
+        if value:
+            out |= {value, quote(value, safe=""), value.replace("/", "\\/")}
+    for slot in slots(provider):
+        value = conn.credential(slot.field)
+        if value and slot.kind == "basic":
+            encoded = _fresh_value(slot, conn, value).split(" ", 1)[1]
+            out |= {encoded, encoded.rstrip("=")}
+    return {v for v in out if len(v) >= 8}  # shorter "secrets" would scrub ordinary text

@@ -1,15 +1,20 @@
 """The in-process mitmproxy: a lean master on its own event loop in a background thread.
 
 Only the stock addons a regular proxy needs (proxyserver, next_layer,
-tlsconfig, proxyauth; upstream_auth when chaining to a corporate proxy) and
-ours, in this order:
+tlsconfig, proxyauth) and ours, in this order:
 
-    proxyauth     407 for anything without this run's proxy credentials
-    Route         intercept routed CONNECT targets, tunnel the rest; mark requests
-    Inject        refresh early if needed; write the credential at the last moment
-    Refresh       stream every response, except an injected 401: refresh, re-send
-    Audit         one record per flow
-    Redact        put back what the child sent once the request has left
+    proxyauth          407 for anything without this run's proxy credentials
+    Guard              constant-time password check; idle strangers are closed
+    Route              intercept routed CONNECT targets, tunnel the rest; refuse
+                       requests whose names disagree; mark the rest
+    UpstreamProxyAuth  a corporate proxy's credentials, to that proxy only
+    Inject             refresh early if needed; have the credential written on the wire
+    Scrub              stream responses with every secret replaced by the placeholder
+    Refresh            an injected 401: refresh, re-send pinned to the CONNECT target
+    Audit              one record per flow
+
+The credential exists only in the bytes sent upstream (`addons/_wire.py`):
+no flow, viewer, dump or re-send ever holds it.
 
 mitmproxy is imported here and in `addons/` only, so commands other than
 `run` never pay for it.
@@ -71,10 +76,12 @@ class Proxy:
         from mitmproxy.addons import next_layer, proxyauth, proxyserver, tlsconfig
 
         from authsome.addons.audit import Audit
+        from authsome.addons.guard import Guard
         from authsome.addons.inject import Inject
-        from authsome.addons.redact import Redact
         from authsome.addons.refresh import Refresh
         from authsome.addons.route import Route
+        from authsome.addons.scrub import Scrub
+        from authsome.addons.upstream import UpstreamProxyAuth
 
         cfg = self.config
         mode = [f"upstream:{cfg.upstream_proxy}"] if cfg.upstream_proxy else ["regular"]
@@ -94,10 +101,6 @@ class Proxy:
         else:
             m = master.Master(opts)
             stock = [proxyserver.Proxyserver(), next_layer.NextLayer(), tlsconfig.TlsConfig(), proxyauth.ProxyAuth()]
-            if cfg.upstream_proxy_auth:
-                from mitmproxy.addons import upstream_auth
-
-                stock.append(upstream_auth.UpstreamAuth())
         self._master, self._loop = m, asyncio.get_running_loop()
         proxy = self
 
@@ -109,10 +112,9 @@ class Proxy:
                 proxy._ready.set()
 
         m.addons.add(*stock)
-        m.addons.add(_ConstantTimeProxyAuth())  # configured after proxyauth, whose validator it replaces
-        # Ours come after every stock addon, a UI's view included: Inject writes the
-        # credential in the `update` event after the view has already seen the request.
-        m.addons.add(Route(), Inject(), Refresh(), Audit(), Redact(), Ready())
+        # Guard after proxyauth, whose validator it replaces; UpstreamProxyAuth after Route,
+        # whose marks it reads.
+        m.addons.add(Guard(), Route(), UpstreamProxyAuth(), Inject(), Scrub(), Refresh(), Audit(), Ready())
         settings = {
             "proxyauth": f"{cfg.proxy_user}:{cfg.proxy_password}",
             "connection_strategy": "eager",
@@ -123,7 +125,7 @@ class Proxy:
             **cfg.extra_options,
         }
         if cfg.upstream_proxy_auth:
-            settings["upstream_auth"] = cfg.upstream_proxy_auth
+            settings["authsome_upstream_auth"] = cfg.upstream_proxy_auth
         if cfg.ui == "web":
             settings.update(web_open_browser=False)
         opts.update(**settings)
@@ -143,7 +145,7 @@ class Proxy:
             raise ProxyError(f"The proxy did not start within {int(timeout)} s.", "run again; `authsome doctor` checks the installation")
         if self._error is not None:
             reason = getattr(self._error, "message", None) or type(self._error).__name__
-            raise ProxyError(f"The proxy could not start: {reason}.", "run again with --verbose for details")
+            raise ProxyError(f"The proxy could not start: {reason}.", "run again with --verbose for details") from self._error
         if not self.port:
             self.stop()
             raise ProxyError("The proxy could not listen on 127.0.0.1.", "check `authsome doctor`")
@@ -169,31 +171,6 @@ class Proxy:
                 pass  # the loop is already gone
         if self._thread.is_alive():
             self._thread.join(timeout)
-
-
-class _ConstantTimeProxyAuth:
-    """Compare the run's proxy password in constant time.
-
-    Stock proxyauth checks a single user:password with `==`, which returns
-    sooner the earlier a guess differs; any local process may probe the port.
-    """
-
-    def configure(self, updated) -> None:
-        import hmac
-
-        from mitmproxy import ctx
-        from mitmproxy.addons import proxyauth
-
-        auth = ctx.master.addons.get("proxyauth")
-        if "proxyauth" not in updated or not isinstance(getattr(auth, "validator", None), proxyauth.SingleUser):
-            return
-        user, password = auth.validator.username, auth.validator.password
-
-        def validator(username: str, password_given: str) -> bool:
-            same_user = hmac.compare_digest(username.encode(), user.encode())
-            return hmac.compare_digest(password_given.encode(), password.encode()) and same_user
-
-        auth.validator = validator
 
 
 def _route_logs(log_file: Path | None) -> None:

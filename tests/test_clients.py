@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from authsome.models import Connection
+from authsome.models import PLACEHOLDER, Connection
 from authsome.vault import Vault
 from tests.conftest import run_cli
 
@@ -38,7 +38,8 @@ def test_aiohttp_with_trust_env(api, x_connected, trusting_env):
     ''')
     r = run_cli(["run", *api.resolve("api.twitter.com"), "--", sys.executable, "-c", code], env=trusting_env)
     assert r.code == 0, r.err
-    assert json.loads(r.out)["headers"]["authorization"] == f"Bearer {TOKEN}"
+    assert json.loads(r.out)["headers"]["authorization"] == f"Bearer {PLACEHOLDER}"  # echoed, scrubbed
+    assert api.seen[-1]["headers"]["authorization"] == f"Bearer {TOKEN}"
 
 
 def test_git_over_https(api, x_connected, trusting_env, tmp_path):
@@ -60,7 +61,8 @@ def test_node_fetch_through_undici_env_agent(api, x_connected, trusting_env):
     r = run_cli(["run", *api.resolve("api.twitter.com"), "--", "node", str(NODE_DIR / "fetch.mjs"),
                  "https://api.twitter.com/2/users/me"], env=trusting_env)
     assert r.code == 0, r.err
-    assert json.loads(r.out)["headers"]["authorization"] == f"Bearer {TOKEN}"
+    assert json.loads(r.out)["headers"]["authorization"] == f"Bearer {PLACEHOLDER}"  # echoed, scrubbed
+    assert api.seen[-1]["headers"]["authorization"] == f"Bearer {TOKEN}"
 
 
 def test_java_httpclient_with_the_readme_recipe(api, x_connected, trusting_env, tmp_path):
@@ -82,7 +84,8 @@ def test_java_httpclient_with_the_readme_recipe(api, x_connected, trusting_env, 
     r = run_cli(["run", *api.resolve("api.twitter.com"), "--", sys.executable, "-c", child], env=trusting_env,
                 timeout=120)
     assert r.code == 0, r.err
-    assert json.loads(r.out)["headers"]["authorization"] == f"Bearer {TOKEN}"
+    assert json.loads(r.out)["headers"]["authorization"] == f"Bearer {PLACEHOLDER}"  # echoed, scrubbed
+    assert api.seen[-1]["headers"]["authorization"] == f"Bearer {TOKEN}"
 
 
 def test_go_net_http_needs_nothing(api, x_connected, trusting_env, tmp_path):
@@ -93,4 +96,5 @@ def test_go_net_http_needs_nothing(api, x_connected, trusting_env, tmp_path):
     r = run_cli(["run", *api.resolve("api.twitter.com"), "--", "go", "run", str(GO_DIR / "fetch.go"),
                  "https://api.twitter.com/2/users/me"], env=env, timeout=180)
     assert r.code == 0, r.err
-    assert json.loads(r.out)["headers"]["authorization"] == f"Bearer {TOKEN}"
+    assert json.loads(r.out)["headers"]["authorization"] == f"Bearer {PLACEHOLDER}"  # echoed, scrubbed
+    assert api.seen[-1]["headers"]["authorization"] == f"Bearer {TOKEN}"

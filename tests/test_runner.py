@@ -148,8 +148,9 @@ def test_placeholder_is_swapped_for_real_clients(api, x_connected, trusting_env,
     }
     r = run([*api.resolve("api.twitter.com"), "--", *commands[client]], trusting_env)
     assert r.code == 0, r.err
-    # The server saw the real token (and echoed it back: a real API would not).
-    assert json.loads(r.out)["headers"]["authorization"] == f"Bearer {TOKEN}"
+    # The server saw the real token; its echo reached the child with the placeholder back in.
+    assert api.seen[-1]["headers"]["authorization"] == f"Bearer {TOKEN}"
+    assert json.loads(r.out)["headers"]["authorization"] == f"Bearer {PLACEHOLDER}"
     # No file outside the vault holds it afterwards (the audit log); during the run, see below.
     assert TOKEN not in home_files_text()
 
@@ -194,7 +195,8 @@ def test_no_file_holds_the_token_while_the_run_is_alive(api, x_connected, trusti
 
 def test_api_x_com_is_routed_too(api, x_connected, trusting_env):
     r = run([*api.resolve("api.x.com"), "--", "curl", "-sS", "https://api.x.com/2/users/me"], trusting_env)
-    assert json.loads(r.out)["headers"]["authorization"] == f"Bearer {TOKEN}"
+    assert json.loads(r.out)["headers"]["authorization"] == f"Bearer {PLACEHOLDER}"  # echoed, scrubbed
+    assert api.seen[-1]["headers"]["authorization"] == f"Bearer {TOKEN}"
 
 
 def test_childs_own_credential_is_left_alone(api, x_connected, trusting_env):
@@ -386,9 +388,10 @@ def test_several_providers_and_a_chosen_connection(cli, api, home, trusting_env,
     v.put_connection(Connection(provider="acme", auth_type="api_key", api_key="acme-key"))
     r = run(["--connection", "x=work", *api.resolve("api.twitter.com", "api.acme.test"), "--", "sh", "-c",
              "curl -sS https://api.twitter.com/2/users/me; echo; curl -sS https://api.acme.test/v1"], trusting_env)
-    x_echo, acme_echo = (json.loads(line) for line in r.out.splitlines())
-    assert x_echo["headers"]["authorization"] == "Bearer work-token"
-    assert acme_echo["headers"]["x-api-key"] == "acme-key" and "authorization" not in acme_echo["headers"]
+    x_seen, acme_seen = (e["headers"] for e in api.seen)
+    assert x_seen["authorization"] == "Bearer work-token"
+    assert acme_seen["x-api-key"] == "acme-key" and "authorization" not in acme_seen
+    assert "work-token" not in r.out and "acme-key" not in r.out  # the echoes were scrubbed
     bad = run(["--connection", "x=nope", "--", "true"], trusting_env)
     assert bad.code == 4 and "authsome login x --connection nope" in bad.err
 
@@ -405,14 +408,14 @@ def test_self_hosted_token_goes_only_to_its_own_instance(api, home, trusting_env
     resolve = api.resolve("gitlab.com", "gitlab.corp.test")
     r = run(["--connection", "gitlab=corp", *resolve, "--", "sh", "-c", both], trusting_env)
     assert r.code == 0, r.err
-    public, corp = (json.loads(line) for line in r.out.splitlines())
-    assert corp["headers"]["authorization"] == "Bearer corp-gitlab-token"
-    assert public["headers"]["authorization"] == f"Bearer {PLACEHOLDER}"  # tunnelled, untouched
+    public, corp = (e["headers"] for e in api.seen)
+    assert corp["authorization"] == "Bearer corp-gitlab-token"
+    assert public["authorization"] == f"Bearer {PLACEHOLDER}"  # tunnelled, untouched
     api.clear()
     r = run([*resolve, "--", "sh", "-c", both], trusting_env)
-    public, corp = (json.loads(line) for line in r.out.splitlines())
-    assert public["headers"]["authorization"] == "Bearer public-gitlab-token"
-    assert corp["headers"]["authorization"] == f"Bearer {PLACEHOLDER}"
+    public, corp = (e["headers"] for e in api.seen)
+    assert public["authorization"] == "Bearer public-gitlab-token"
+    assert corp["authorization"] == f"Bearer {PLACEHOLDER}"
     assert "corp-gitlab-token" not in api.everything_seen()
 
 
@@ -477,7 +480,8 @@ def test_parent_https_proxy_is_chained_not_dropped(api, x_connected, trusting_en
     assert r.code == 0, r.err
     no_proxy, routed, other = r.out.splitlines()
     assert "intranet.corp.test" in no_proxy.split(",")
-    assert json.loads(routed)["headers"]["authorization"] == f"Bearer {TOKEN}"
+    assert json.loads(routed)["headers"]["authorization"] == f"Bearer {PLACEHOLDER}"  # echoed, scrubbed
+    assert f"Bearer {TOKEN}" in [e["headers"].get("authorization") for e in api.seen]
     assert "authorization" not in json.loads(other)["headers"]
     assert ("api.twitter.com:443", True) in corp.connects and ("other.test:443", True) in corp.connects
     assert "corp-pass" not in r.out

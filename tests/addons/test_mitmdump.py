@@ -26,7 +26,7 @@ def _start(tool: str, x_home, api, test_ca, tmp_path, extra: list[str]):
 
     run_ca.create(confdir / "ca", parse_routes(["api.twitter.com", "api.x.com"]))
     argv = [str(MITMDUMP.parent / tool), "--listen-host", "127.0.0.1", "--listen-port", "0",
-            *[a for name in ("route", "inject", "refresh", "audit", "redact") for a in ("-s", str(ADDONS / f"{name}.py"))],
+            *[a for name in ("guard", "route", "inject", "scrub", "refresh", "audit") for a in ("-s", str(ADDONS / f"{name}.py"))],
             "--set", f"confdir={confdir / 'ca'}", "--set", "upstream_cert=false",
             "--set", f"ssl_verify_upstream_trusted_ca={test_ca.cert}", "--set", "proxyauth=agent:s3cret",
             "--set", f"authsome_home={x_home}",

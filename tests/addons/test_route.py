@@ -17,24 +17,37 @@ ADDON = Path(__file__).resolve().parents[2] / "addons" / "route.py"
 @dataclass(frozen=True)
 class Case:
     target: tuple[str, int]
-    sni: str
-    host: str | None = None
+    sni: str | None
+    host: str | None = None  # the Host header, when it differs from the CONNECT host
     port: int | None = None
     scheme: str = "https"
     tls: bool = True
     path: str = "/2/users/me"
-    marked: bool = False
+    authority: str = ""  # an absolute-form target or HTTP/2 :authority
+    headers: tuple[tuple[str, str], ...] = ()
+    outcome: str | int = "passed"  # "marked" for injection, "passed" through untouched, or a refusal status
 
 
 CASES = [
-    pytest.param(Case(("api.twitter.com", 443), "api.twitter.com", marked=True), id="routed"),
-    pytest.param(Case(("api.x.com", 443), "api.x.com", marked=True), id="second-host"),
+    pytest.param(Case(("api.twitter.com", 443), "api.twitter.com", outcome="marked"), id="routed"),
+    pytest.param(Case(("api.x.com", 443), "api.x.com", outcome="marked"), id="second-host"),
+    pytest.param(Case(("API.Twitter.com.", 443), "api.twitter.com", outcome="marked"), id="connect-case-and-trailing-dot"),
+    pytest.param(Case(("api.twitter.com", 443), None, outcome="marked"), id="no-sni-right-host"),
+    pytest.param(Case(("api.twitter.com", 443), "api.twitter.com", host="api.twitter.com:443", outcome="marked"), id="host-with-default-port"),
+    pytest.param(Case(("api.twitter.com", 443), "api.twitter.com", authority="api.twitter.com", outcome="marked"), id="authority-agrees"),
     pytest.param(Case(("api.twitter.com.evil.test", 443), "api.twitter.com.evil.test"), id="suffix-lookalike"),
     pytest.param(Case(("evilapi.twitter.com", 443), "evilapi.twitter.com"), id="prefix-lookalike"),
     pytest.param(Case(("api.twitter.com", 8443), "api.twitter.com"), id="undeclared-port"),
-    pytest.param(Case(("api.twitter.com", 443), "other.test"), id="sni-differs-from-connect"),
-    pytest.param(Case(("other.test", 443), "api.twitter.com", host="api.twitter.com", port=443), id="connect-elsewhere-host-routed"),
-    pytest.param(Case(("api.twitter.com", 443), "api.twitter.com", host="other.test"), id="request-host-rewritten"),
+    pytest.param(Case(("other.test", 443), "api.twitter.com", host="api.twitter.com"), id="connect-elsewhere-host-routed"),
+    pytest.param(Case(("api.twitter.com", 443), "other.test", outcome=421), id="sni-differs-from-connect"),
+    pytest.param(Case(("api.twitter.com", 443), "api.twitter.com", host="other.test", outcome=421), id="host-header-differs"),
+    pytest.param(Case(("api.twitter.com", 443), "api.twitter.com", host="api.twitter.com:8443", outcome=421), id="host-header-port-differs"),
+    pytest.param(Case(("api.twitter.com", 443), None, host="other.test", outcome=421), id="no-sni-other-host"),
+    pytest.param(Case(("api.twitter.com", 443), "api.twitter.com", authority="other.test", outcome=421), id="absolute-form-or-h2-authority-differs"),
+    pytest.param(Case(("api.twitter.com", 443), "api.twitter.com", headers=(("Host", "other.test"),), outcome=421), id="second-host-header"),
+    pytest.param(Case(("api.twitter.com", 443), "api.twitter.com", headers=(("Authorization", "Bearer a"), ("Authorization", "Bearer b")), outcome=400), id="slot-sent-twice"),
+    pytest.param(Case(("api.twitter.com", 443), "api.twitter.com", headers=(("Authorization", "Bearer authsome-proxy-managed authsome-proxy-managed"),), outcome=400), id="placeholder-twice-in-slot"),
+    pytest.param(Case(("api.twitter.com", 443), "api.twitter.com", path="/2/oauth2/%74oken"), id="oauth-endpoint-spelled-otherwise"),
     pytest.param(Case(("api.twitter.com", 443), "api.twitter.com", scheme="http", tls=False), id="plaintext-inside-connect"),
     pytest.param(Case(("api.twitter.com", 443), "api.twitter.com", tls=False), id="tls-not-terminated"),
 ]
@@ -46,14 +59,21 @@ def test_route_marks_only_requests_whose_names_all_agree(x_home, case: Case):
     route = Route()
     with taddons.context(route) as tctx:
         tctx.configure(route, authsome_home=str(x_home))
-        connect, flow = tunnel(case.target, sni=case.sni, host=case.host, port=case.port, scheme=case.scheme,
-                               tls=case.tls, path=case.path)
+        connect, flow = tunnel(case.target, sni=case.sni, port=case.port, scheme=case.scheme, tls=case.tls, path=case.path)
         route.http_connect(connect)
+        flow.request.host = connect.request.host  # inside a tunnel mitmproxy sets the server address here
+        flow.request.headers["Host"] = case.host or case.target[0]
+        flow.request.authority = case.authority
+        for name, value in case.headers:
+            flow.request.headers.add(name, value)
         route.requestheaders(flow)
         meta = flow.metadata.get("authsome") or {}
-        assert ("binding" in meta) is case.marked
-        if case.marked:
-            assert meta["binding"] == "x/default"
+        outcome = flow.response.status_code if flow.response else ("marked" if "binding" in meta else "passed")
+        assert outcome == case.outcome
+        if case.outcome == "marked":
+            assert meta["binding"] == "x/default" and meta["target"] == [case.target[0].lower().rstrip("."), 443]
+        if isinstance(case.outcome, int):
+            assert flow.response.content.startswith(b"authsome: ") and flow.response.content.count(b"\n") == 1
 
 
 def test_plain_http_proxy_requests_are_never_marked(x_home):
@@ -76,6 +96,20 @@ def test_deny_unmatched_answers_403_to_other_hosts(x_home):
         routed = connect_flow(("api.twitter.com", 443))
         route.http_connect(routed)
         assert routed.response is None
+
+
+@pytest.mark.invariant
+@pytest.mark.parametrize("url, status", [("https://other.test/x", 403), ("http://other.test/x", 403),
+                                         ("https://api.twitter.com/2/users/me", None)])
+def test_deny_unmatched_refuses_absolute_form_requests_without_connect(x_home, url, status):
+    route = Route()
+    with taddons.context(route) as tctx:
+        tctx.configure(route, authsome_home=str(x_home), authsome_deny_unmatched=True)
+        flow = tunnel_flow(scheme=url.split(":")[0], tls=False)
+        flow.request.url = url
+        route.requestheaders(flow)
+        assert (flow.response.status_code if flow.response else None) == status
+        assert "binding" not in flow.metadata["authsome"]  # never a credential without CONNECT
 
 
 def test_loads_as_a_mitmproxy_script(x_home):

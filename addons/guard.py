@@ -1,0 +1,92 @@
+"""Guard: only the child uses the proxy, and strangers cannot wear it out.
+
+Runs after mitmproxy's stock `proxyauth` addon (which answers 407) and
+tightens it:
+
+- the proxy password is compared in constant time (stock proxyauth uses
+  `==`, which answers sooner the earlier a guess differs; any local process
+  may probe the port);
+- a connection that has not authenticated within `authsome_auth_timeout`
+  seconds is closed, so idle connections from other local processes cannot
+  pile up until the proxy runs out of file descriptors; the soft descriptor
+  limit is raised to the hard one as well;
+- in a stock `mitmweb -s`, the options page hides the proxy credentials
+  (as `authsome run --ui web` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import resource
+import sys
+import weakref
+
+from mitmproxy import connection, ctx, http
+
+from authsome.addons._runtime import log
+
+
+def raise_descriptor_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; return the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+class Guard:
+    def __init__(self) -> None:
+        self.authenticated: weakref.WeakSet[connection.Client] = weakref.WeakSet()
+
+    def load(self, loader) -> None:
+        loader.add_option("authsome_auth_timeout", int, 10,
+                          "close client connections that have not authenticated to the proxy within this many seconds")
+        raise_descriptor_limit()
+        web = sys.modules.get("mitmproxy.tools.web.master")
+        if web is not None and isinstance(getattr(ctx, "master", None), web.WebMaster):
+            from authsome.webui import hide_secret_options
+
+            hide_secret_options()
+
+    def configure(self, updated) -> None:
+        from mitmproxy.addons import proxyauth
+
+        auth = ctx.master.addons.get("proxyauth")
+        if "proxyauth" not in updated or not isinstance(getattr(auth, "validator", None), proxyauth.SingleUser):
+            return
+        user, password = auth.validator.username.encode(), auth.validator.password.encode()
+
+        def validator(username: str, password_given: str) -> bool:
+            same_user = hmac.compare_digest(username.encode(), user)
+            return hmac.compare_digest(password_given.encode(), password) and same_user
+
+        auth.validator = validator
+
+    def client_connected(self, client: connection.Client) -> None:
+        if ctx.options.proxyauth and ctx.options.authsome_auth_timeout > 0:
+            asyncio.get_running_loop().call_later(ctx.options.authsome_auth_timeout, self._expire, client)
+
+    def _expire(self, client: connection.Client) -> None:
+        if client in self.authenticated or client.state is connection.ConnectionState.CLOSED:
+            return
+        handler = ctx.master.addons.get("proxyserver").connections.get(client.id)
+        if handler is not None:
+            log.info("closing a connection from %s that never authenticated", client.peername)
+            asyncio.ensure_future(handler.on_timeout())
+
+    def _note(self, flow: http.HTTPFlow) -> None:
+        # Set by proxyauth once the credentials checked out: the password itself,
+        # which then stays out of flows that are saved, exported or shown.
+        if flow.metadata.pop("proxyauth", None):
+            self.authenticated.add(flow.client_conn)
+
+    http_connect = requestheaders = _note
+
+
+addons = [Guard()]

@@ -1,0 +1,127 @@
+"""Scrub: nothing that comes back from a routed host holds a real credential.
+
+Every response inside an intercepted tunnel (and its WebSocket messages)
+has each secret of the host's connection, and whatever was written on the
+wire for the request, replaced with the placeholder (`authsome.scrub`):
+
+- header values, as soon as the response headers arrive (before any viewer);
+- a small body (a known length up to `BUFFER_LIMIT`) whole, with its length
+  corrected;
+- anything larger or of unknown length while it streams (server-sent events
+  stay live); such a body loses its Content-Length and, when it was encoded,
+  its Content-Encoding (it is decoded on the way to be searched), and is
+  sent chunked. An encoding that cannot be decoded gets a 502.
+
+Every other response streams through untouched, except a 401 the Refresh
+addon holds. Addon order matters: Scrub runs before Refresh, whose `response`
+hook waits for a refresh while the UI may read the flow.
+"""
+
+from __future__ import annotations
+
+from mitmproxy import ctx, http
+
+from authsome import scrub
+from authsome.addons._runtime import META, declare, held_for_refresh, runtime
+
+BUFFER_LIMIT = 1 << 20
+
+
+def _routed(flow: http.HTTPFlow) -> bool:
+    return bool((flow.metadata.get(META) or {}).get("tunnel_binding"))
+
+
+def _has_body(flow: http.HTTPFlow) -> bool:
+    status = flow.response.status_code
+    return flow.request.method != "HEAD" and status not in (204, 304) and not 100 <= status < 200
+
+
+def _scrub_headers(headers: http.Headers, scrubber: scrub.Scrubber) -> None:
+    fields = [(name, scrubber.all(value)) for name, value in headers.fields]
+    if fields != list(headers.fields):
+        headers.fields = tuple(fields)
+
+
+class _Stream:
+    """mitmproxy's response.stream callable: decode (if needed), then scrub, chunk by chunk."""
+
+    def __init__(self, scrubber: scrub.Scrubber, decoders: list[scrub.Decoder]):
+        self.scrubber = scrubber
+        self.decoders = decoders
+
+    def __call__(self, chunk: bytes) -> bytes:
+        final = not chunk  # mitmproxy calls with b"" once the body has ended
+        for decoder in self.decoders:
+            chunk = (decoder.feed(chunk) if chunk else b"") + (decoder.feed(b"") if final else b"")
+        if not chunk and not final:
+            return b""  # the decoder is still buffering: nothing to pass on yet
+        out = self.scrubber.feed(chunk) if chunk else b""
+        return out + (self.scrubber.feed(b"") if final else b"")
+
+
+class Scrub:
+    def load(self, loader) -> None:
+        declare(loader)
+
+    def _scrubber(self, flow: http.HTTPFlow) -> scrub.Scrubber:
+        return scrub.Scrubber(runtime(ctx.options).secrets_for(flow))
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        response = flow.response
+        held = held_for_refresh(flow) or flow.is_replay  # a re-send's body is handed over whole
+        if not _routed(flow):
+            response.stream = not held
+            return
+        scrubber = self._scrubber(flow)
+        _scrub_headers(response.headers, scrubber)
+        if held or not scrubber or not _has_body(flow):
+            return
+        length = response.headers.get("content-length", "")
+        if length.isdigit() and int(length) <= BUFFER_LIMIT:
+            return  # small: scrubbed whole in `response`
+        encodings = [e.strip() for e in response.headers.get("content-encoding", "identity").split(",")]
+        encodings = [e for e in encodings if e.lower() not in ("", "identity")]
+        try:
+            decoders = [scrub.Decoder(e) for e in reversed(encodings)]
+        except ValueError:
+            flow.response = http.Response.make(
+                502, b"authsome: the response is in an encoding that cannot be checked for the credential\n",
+                {"Content-Type": "text/plain"})
+            return
+        response.headers.pop("content-encoding", None)
+        response.headers.pop("content-length", None)
+        if response.http_version == "HTTP/1.1" and "chunked" not in response.headers.get("transfer-encoding", "").lower():
+            response.headers["transfer-encoding"] = "chunked"
+        response.stream = _Stream(scrubber, decoders)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if not _routed(flow) or flow.response.stream:
+            return
+        scrubber = self._scrubber(flow)
+        if not scrubber:
+            return
+        _scrub_headers(flow.response.headers, scrubber)
+        if flow.response.trailers:
+            _scrub_headers(flow.response.trailers, scrubber)
+        if flow.response.raw_content:
+            try:
+                content = flow.response.get_content(strict=True)
+            except ValueError:
+                flow.response = http.Response.make(
+                    502, b"authsome: the response is in an encoding that cannot be checked for the credential\n",
+                    {"Content-Type": "text/plain"})
+                return
+            scrubbed = scrubber.all(content)
+            if scrubbed != content:
+                flow.response.content = scrubbed
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        message = flow.websocket.messages[-1] if flow.websocket else None
+        if message is None or message.from_client or not _routed(flow):
+            return
+        scrubber = self._scrubber(flow)
+        if scrubber:
+            message.content = scrubber.all(message.content)
+
+
+addons = [Scrub()]
