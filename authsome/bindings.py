@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from authsome.errors import NotConnected, UsageError
 from authsome.models import Connection, Provider
-from authsome.providers import Registry, deployment
+from authsome.providers import Registry, deployment, trust
 from authsome.providers.routes import Route, canonical_path, normalize_host, overlap, parse_routes, path_names_endpoint, specificity
 from authsome.vault import Vault
 
@@ -122,6 +122,7 @@ def load(vault: Vault, registry: Registry, selection: dict[str, str], *, warn=No
                 provider = registry.get(name)
             except Exception:
                 continue  # records of a provider whose definition is gone: not part of the run
+        trust.check(vault, provider, [conn_name])
         bindings.append(_binding(vault, provider, conn_name, chosen=name in chosen))
     return _settle_overlaps(bindings, warn or (lambda message: None))
 

@@ -161,5 +161,10 @@ def _revoke_remote(vault: Vault, provider: Provider, conn: Connection) -> list[s
     if provider.oauth is None or not provider.oauth.revocation_url or conn.auth_type != "oauth2":
         return []
     from authsome.flows.revocation import revoke
+    from authsome.providers import trust
+
+    if trust.pending(vault, provider, [conn.name]):
+        return [f"not revoked at {provider.display_name}: the definition changed where tokens go "
+                f"(`authsome trust {provider.name}`); deleted here only"]
 
     return revoke(provider, conn, vault.get_client(provider.name))

@@ -79,6 +79,12 @@ class ProviderNotFound(ProviderError):
         self.name = name
 
 
+class DefinitionChanged(ProviderError):
+    """A custom definition now sends stored credentials somewhere the user has not confirmed."""
+
+    code = "definition_changed"
+
+
 class ProviderInvalid(ProviderError):
     """A definition file that does not validate: which file, which field, why."""
 

@@ -122,6 +122,9 @@ class Connection:
     # Incremented on every write: a writer that re-reads under the lock can
     # tell whether another process replaced the record meanwhile.
     version: int = 0
+    # Where the definition sent credentials when the user last confirmed it
+    # (`authsome.providers.trust.snapshot`); None for records made before that.
+    definition: dict[str, Any] | None = field(default=None, repr=False)
 
     def status(self, now: float | None = None) -> Status:
         if self.state == "invalid":
@@ -169,6 +172,7 @@ class Connection:
         data["extra"] = {
             k: (REDACTED if k in secret_extra else v) for k, v in self.extra.items()
         }
+        data.pop("definition", None)  # bookkeeping, shown by `authsome trust`
         data["status"] = self.status()
         return data
 
@@ -183,6 +187,7 @@ class ClientCredentials:
     source: Literal["form", "env", "prompt", "dcr"] = "form"
     registration: dict[str, Any] = field(default_factory=dict)
     created_at: float = field(default_factory=time.time)
+    definition: dict[str, Any] | None = field(default=None, repr=False)  # as on Connection
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -195,6 +200,7 @@ class ClientCredentials:
 
     def redacted(self) -> dict[str, Any]:
         data = self.to_dict()
+        data.pop("definition", None)
         if data.get("client_secret"):
             data["client_secret"] = REDACTED
         if data.get("registration"):

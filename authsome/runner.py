@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -278,7 +279,8 @@ def spawn(argv: Sequence[str], env: dict[str, str], stop: StopRequest | None = N
         if stop is not None:
             stop.check()  # from here on a signal is the child's: it arrives once Popen returns
         try:
-            child = subprocess.Popen(list(argv), env=env)
+            with _inherited_descriptor_limit():
+                child = subprocess.Popen(list(argv), env=env)
         except FileNotFoundError:
             raise UsageError(f"Command not found: {argv[0]}.", "check the command after `--`") from None
         except PermissionError:
@@ -290,6 +292,23 @@ def spawn(argv: Sequence[str], env: dict[str, str], stop: StopRequest | None = N
                 return exit_status(child.wait())
             except KeyboardInterrupt:
                 continue
+
+
+ORIGINAL_NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+@contextlib.contextmanager
+def _inherited_descriptor_limit():
+    """The child gets the descriptor limit authsome started with, not the one the proxy raised."""
+    current = resource.getrlimit(resource.RLIMIT_NOFILE)
+    changed = current != ORIGINAL_NOFILE
+    if changed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, ORIGINAL_NOFILE)
+    try:
+        yield
+    finally:
+        if changed:
+            resource.setrlimit(resource.RLIMIT_NOFILE, current)
 
 
 def _terminal_delivers_sigint() -> bool:
@@ -312,8 +331,11 @@ def run(argv: Sequence[str], bindings: Sequence[Binding], vault: Vault, *, conne
 
 
 def _run(argv, bindings, vault, *, connections, deny_unmatched, ui, parent_env, on_ready, stop: StopRequest) -> int:
+    from authsome import hardening
     from authsome.proxy import Proxy, ProxyConfig
 
+    # Before anything secret is in memory: the child may not read this process.
+    hardening.protect(secret_env_names(bindings, parent_env))
     home = paths.ensure_home()
     sweep_stale_runs(home)
     routes = [r for b in bindings for r in b.routes]

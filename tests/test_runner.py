@@ -424,8 +424,11 @@ def test_self_hosted_connection_without_routes_is_refused(cli, home, trusting_en
     raw.pop("self_hosted_api_url")
     (tmp_path / "gitlab.json").write_text(json.dumps(raw))
     assert cli(["register", str(tmp_path / "gitlab.json"), "--force"]).code == 0
-    Vault.open().put_connection(Connection(provider="gitlab", access_token="corp-gitlab-token",
-                                           base_url="https://gitlab.corp.test"))
+    from authsome.providers import Registry, trust
+
+    # Logged in with that definition (a login stamps the record with it).
+    Vault.open().put_connection(trust.stamped(Registry().get("gitlab"), Connection(
+        provider="gitlab", access_token="corp-gitlab-token", base_url="https://gitlab.corp.test")))
     r = run(["--", "true"], trusting_env)
     assert r.code == 2 and "is for https://gitlab.corp.test" in r.err and "self_hosted_api_url" in r.err
 

@@ -22,7 +22,7 @@ agent under `authsome run` and the real token is injected on the wire, only
 toward that provider's own API host.
 
 commands:
-  providers    list, inspect, register, remove
+  providers    list, inspect, register, trust, remove
   credentials  login, get, export, logout, revoke
   agents       run, log
   diagnostics  whoami, doctor

@@ -83,6 +83,9 @@ def cmd_login(args) -> int:
     flow = args.flow or provider.flow
     if (flow == "api_key") != (provider.auth_type == "api_key"):
         raise UsageError(f"'{provider.name}' does not support the '{flow}' flow.", f"run `authsome inspect {provider.name}`")
+    from authsome.providers import trust
+
+    trust.check(vault(), provider)  # a stored client secret would go to the definition's token endpoint
     existing = vault().get_connection(provider.name, args.connection)
     if existing is not None and existing.status() == "connected" and not args.force:
         raise UsageError(
@@ -95,7 +98,7 @@ def cmd_login(args) -> int:
         conn = _login_api_key(provider, args)
     else:
         conn = _login_oauth(provider, flow, args)
-    stored = vault().put_connection(conn)
+    stored = vault().put_connection(trust.stamped(provider, conn))
     if args.json:
         render.as_json({"provider": stored.provider, "connection": stored.name, "status": stored.status(),
                         "scopes": list(stored.scopes), "expires_at": stored.expires_at})

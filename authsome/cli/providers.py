@@ -51,6 +51,19 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_register)
 
     p = sub.add_parser(
+        "trust",
+        help="confirm a changed custom definition for the credentials stored under it",
+        description="Show how PROVIDER's custom definition changed where stored credentials go (routes, OAuth\n"
+        "endpoints, credential slots, exported names) since they were stored or last confirmed, and\n"
+        "ask whether to use it. Until then `run`, refresh, login and logout refuse to use those\n"
+        "credentials with it. Needs a terminal: a program cannot confirm this for you.",
+        epilog="example:\n  authsome inspect x > ~/.authsome/providers/x.json   # then edit base_url\n  authsome trust x",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("provider", metavar="PROVIDER")
+    p.set_defaults(func=cmd_trust)
+
+    p = sub.add_parser(
         "remove",
         help="delete a custom provider definition",
         description="Delete the custom definition of PROVIDER. A bundled provider of the same name shows again.\n"
@@ -121,14 +134,57 @@ def cmd_register(args) -> int:
         except OSError as exc:
             raise UsageError(f"Cannot read {path}: {exc.strerror}.", "give the path of a JSON definition, or - for stdin") from None
         origin = str(path)
+    from authsome.providers import trust
+
     provider, overrides = registry().register(data, origin, force=args.force)
+    overlapping = registry().overlapping(provider)
+    changed = trust.describe(vault(), provider)
     if args.json:
-        render.as_json({"name": provider.name, "path": provider.path, "overrides_bundled": overrides})
+        render.as_json({"name": provider.name, "path": provider.path, "overrides_bundled": overrides,
+                        "overlaps": [{"route": r, "provider": o} for r, o in overlapping], "needs_trust": bool(changed)})
     else:
         render.out(f"registered {provider.name} -> {provider.path}")
         if overrides:
             render.note(f"note: this custom definition overrides the bundled '{provider.name}'")
+    for route, other in overlapping:
+        render.note(f"warning: {route} is also routed by '{other}'; in a run where both are connected, "
+                    f"choose with --connection")
+    if changed and not args.json:
+        _ask_trust(provider, changed)
     return 0
+
+
+def _ask_trust(provider, changes) -> bool:
+    """Show what changed for the stored credentials; on a terminal, ask. True when confirmed."""
+    from authsome.providers import trust
+
+    render.note(f"'{provider.name}' has stored credentials, and this definition changes where they go:")
+    for field, old, new in changes:
+        render.note(f"  {field}: {json.dumps(old)} -> {json.dumps(new)}")
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        render.note(f"They are not used with it until someone confirms on a terminal: `authsome trust {provider.name}`.")
+        return False
+    answer = input(f"Use this definition for the credentials of '{provider.name}'? [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        render.note("Not confirmed; the stored credentials stay unused with this definition.")
+        return False
+    render.note(f"confirmed for {', '.join(trust.confirm(vault(), provider))}")
+    return True
+
+
+def cmd_trust(args) -> int:
+    from authsome.providers import trust
+
+    provider = registry().get(args.provider)
+    changed = trust.describe(vault(), provider)
+    if not changed:
+        render.out(f"nothing to confirm: the stored credentials of '{provider.name}' match its definition")
+        return 0
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        _ask_trust(provider, changed)
+        raise UsageError(f"Confirming a changed definition of '{provider.name}' needs a terminal.",
+                         f"run `authsome trust {provider.name}` yourself, in a terminal")
+    return 0 if _ask_trust(provider, changed) else 1
 
 
 def cmd_remove(args) -> int:

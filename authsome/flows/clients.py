@@ -10,6 +10,7 @@ from authsome.errors import NeedsInteraction
 from authsome.flows.form_server import FormField, FormRejected
 from authsome.flows.interaction import Interaction, client_from_env, env_prefix
 from authsome.models import ClientCredentials, Provider
+from authsome.providers import trust
 from authsome.vault import Vault
 
 CLIENT_ID = FormField("client_id", "Client ID")
@@ -33,7 +34,8 @@ def known_client(provider: Provider, vault: Vault) -> ClientCredentials | None:
     if from_env is not None:
         client_id, secret = from_env
         if stored is None or (stored.client_id, stored.client_secret) != (client_id, secret):
-            stored = ClientCredentials(provider=provider.name, client_id=client_id, client_secret=secret, source="env")
+            stored = trust.stamped(provider, ClientCredentials(provider=provider.name, client_id=client_id,
+                                                               client_secret=secret, source="env"))
             vault.put_client(stored)
     return stored
 
@@ -46,12 +48,12 @@ def _check_client_id(value: str) -> str:
 
 
 def client_from_form(provider: Provider, vault: Vault, values: dict[str, str], *, source: str) -> ClientCredentials:
-    client = ClientCredentials(
+    client = trust.stamped(provider, ClientCredentials(
         provider=provider.name,
         client_id=_check_client_id(values.get("client_id", "")),
         client_secret=values.get("client_secret", "").strip() or None,
         source=source,  # type: ignore[arg-type]
-    )
+    ))
     vault.put_client(client)
     return client
 

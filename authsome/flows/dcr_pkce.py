@@ -19,6 +19,7 @@ from authsome.flows.form_server import redirect_uri as callback_uri
 from authsome.flows.interaction import Interaction, LoginOptions
 from authsome.flows.pkce import PkceLogin
 from authsome.models import ClientCredentials, Connection, OAuthConfig, Provider
+from authsome.providers import trust
 from authsome.vault import Vault
 
 
@@ -89,7 +90,7 @@ def login(provider: Provider, vault: Vault, opts: LoginOptions, ui: Interaction)
     redirect = callback_uri(opts.port)
     client = vault.get_client(provider.name)
     if client is None or (client.source == "dcr" and redirect not in client.registration.get("redirect_uris", [redirect])):
-        client = register(provider, oauth, redirect, oauth_client.http_session())
+        client = trust.stamped(provider, register(provider, oauth, redirect, oauth_client.http_session()))
         vault.put_client(client)
         ui.notice(f"Registered authsome as an OAuth client of {provider.display_name}.")
     return PkceLogin(provider, vault, opts, ui, client=client, flow="dcr_pkce").run()

@@ -19,6 +19,7 @@ from authsome.errors import ConnectionInvalid, LoginError, NotConnected, TokenEx
 from authsome.flows import oauth_client
 from authsome.flows.clients import known_client
 from authsome.models import REFRESH_LEEWAY, ClientCredentials, Connection, Provider
+from authsome.providers import trust
 from authsome.vault import Vault
 
 INVALID_GRANT_REASON = "the provider rejected the refresh token (invalid_grant)"
@@ -54,6 +55,7 @@ def refresh(vault: Vault, provider: Provider, name: str, *, stale_version: int |
             )
         return _refresh_once(provider, current, client or known_client(provider, vault))
 
+    trust.check(vault, provider, [name])  # the refresh token and client secret go to its token endpoint
     conn = vault.update_connection(provider.name, name, change)
     assert conn is not None
     if conn.state == "invalid":

@@ -169,6 +169,18 @@ class Registry:
         paths.atomic_write(target, _pretty(provider.raw))
         return schema.build_provider(provider.raw, source="custom", path=str(target)), self.is_bundled(provider.name)
 
+    def overlapping(self, provider: Provider) -> list[tuple[str, str]]:
+        """(route, other provider) for each of `provider`'s routes another definition routes too."""
+        from authsome.providers.routes import overlap, parse_routes
+
+        mine = [r for r in parse_routes(provider.api_url) if not r.exclude]
+        out = []
+        for name, other in sorted(self.catalog().providers.items()):
+            if name != provider.name:
+                theirs = [r for r in parse_routes(other.api_url) if not r.exclude]
+                out += [(a.text, name) for a in mine if any(overlap(a, b) for b in theirs)]
+        return out
+
     def remove(self, name: str) -> Path:
         target = self.user_dir / f"{name}.json"
         if not target.exists():

@@ -1,0 +1,163 @@
+"""A changed custom definition never sends stored credentials anywhere new without the user knowing.
+
+Custom definitions are files in the home, which the agent under `authsome
+run` can write as well as the user. Each sealed record (a connection, the
+OAuth client) keeps a `snapshot` of the definition it was made with: every
+field that decides where its secrets go or how they travel (routes, OAuth
+endpoints, credential slots, exported names), leaving out the cosmetic ones.
+Records are sealed with the master key, so the snapshot cannot be forged
+without it. Before a definition is used with stored credentials (`check`),
+its snapshot must equal theirs; otherwise `DefinitionChanged` names the
+fields and `authsome trust PROVIDER` shows the change and asks (`confirm`).
+
+Bundled definitions are trusted as installed (whoever can change them can
+change authsome itself). A record made before snapshots existed is compared
+with the bundled definition of its provider, or, for a provider that has
+none, takes the custom definition it is first used with.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+from authsome.errors import DefinitionChanged
+from authsome.models import Provider
+from authsome.vault import Vault
+
+# Fields that never change where a credential goes.
+COSMETIC = {
+    (): ("$schema", "display_name", "description", "docs_url"),
+    ("oauth",): ("scopes", "scope_separator"),
+    ("api_key",): ("key_pattern", "key_pattern_hint"),
+}
+COSMETIC_EXTRA_FIELD = ("label", "pattern", "pattern_hint")
+
+
+def snapshot(provider: Provider) -> dict[str, Any]:
+    """The definition minus its cosmetic fields: what a stored credential's safety depends on."""
+    raw = copy.deepcopy(provider.raw)
+    for path, names in COSMETIC.items():
+        node = raw
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            for name in names:
+                node.pop(name, None)
+    for extra in (raw.get("api_key") or {}).get("extra_fields", []):
+        for name in COSMETIC_EXTRA_FIELD:
+            extra.pop(name, None)
+    return raw
+
+
+def changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the fields that differ (`api_url`, `oauth.token_url`)."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += changes(a, b, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def _records(vault: Vault, name: str, connections: list[str] | None):
+    names = vault.connection_names(name) if connections is None else connections
+    for conn_name in names:
+        conn = vault.get_connection(name, conn_name)
+        if conn is not None:
+            yield f"connection '{conn_name}'", conn
+    client = vault.get_client(name)
+    if client is not None:
+        yield "client", client
+
+
+def _reference(provider: Provider, record) -> dict[str, Any] | None:
+    """What the record's credentials were confirmed for: its snapshot, else the bundled definition."""
+    if record.definition is not None:
+        return record.definition
+    from authsome.providers.registry import Registry
+
+    registry = Registry()
+    return snapshot(registry.get_bundled(provider.name)) if registry.is_bundled(provider.name) else None
+
+
+def pending(vault: Vault, provider: Provider, connections: list[str] | None = None) -> list[tuple[str, list[str]]]:
+    """(record, changed fields) for each record whose confirmed definition differs from this one."""
+    if provider.source == "bundled":
+        return []
+    now = snapshot(provider)
+    out = []
+    for label, record in _records(vault, provider.name, connections):
+        reference = _reference(provider, record)
+        if reference is not None and reference != now:
+            out.append((label, changes(reference, now)))
+    return out
+
+
+def describe(vault: Vault, provider: Provider) -> list[tuple[str, Any, Any]]:
+    """(field, confirmed value, value now) for every field that changed, for the user to review."""
+    now = snapshot(provider)
+    out: dict[str, tuple[Any, Any]] = {}
+    for _, record in _records(vault, provider.name, None):
+        reference = _reference(provider, record) if provider.source != "bundled" else None
+        if reference is not None and reference != now:
+            for field in changes(reference, now):
+                out.setdefault(field, (_get(reference, field), _get(now, field)))
+    return [(field, old, new) for field, (old, new) in sorted(out.items())]
+
+
+def _get(tree: Any, dotted: str) -> Any:
+    for key in dotted.split("."):
+        tree = tree.get(key) if isinstance(tree, dict) else None
+    return tree
+
+
+def check(vault: Vault, provider: Provider, connections: list[str] | None = None) -> None:
+    """Raise DefinitionChanged unless every stored record of `provider` agrees with its definition."""
+    found = pending(vault, provider, connections)
+    if found:
+        fields = sorted({f for _, changed in found for f in changed})
+        raise DefinitionChanged(
+            f"The definition of '{provider.name}' ({provider.path}) changed {', '.join(fields)} since its stored "
+            f"credentials were confirmed; they are not used until you confirm the change.",
+            f"review and confirm with `authsome trust {provider.name}` (on a terminal), or restore the file",
+        )
+    if provider.source == "custom":
+        _stamp(vault, provider, only_missing=True, connections=connections)  # first use of an older record
+
+
+def confirm(vault: Vault, provider: Provider) -> list[str]:
+    """Record the current definition in every stored record of `provider`; return their labels."""
+    return _stamp(vault, provider, only_missing=False)
+
+
+def stamped(provider: Provider, record):
+    """`record` (a Connection or ClientCredentials about to be stored) with the definition it is made for."""
+    return dataclasses.replace(record, definition=snapshot(provider))
+
+
+def _stamp(vault: Vault, provider: Provider, *, only_missing: bool, connections: list[str] | None = None) -> list[str]:
+    now = snapshot(provider)
+
+    def needs(record) -> bool:
+        return record.definition != now and not (only_missing and record.definition is not None)
+
+    done = []
+    for conn_name in vault.connection_names(provider.name) if connections is None else connections:
+        def change(current):
+            if current is None or not needs(current):
+                return current
+            done.append(f"connection '{conn_name}'")
+            return current.with_changes(definition=now)
+
+        vault.update_connection(provider.name, conn_name, change)
+    client = vault.get_client(provider.name)
+    if client is not None and needs(client):
+        vault.put_client(stamped(provider, client))
+        done.append("client")
+    return done
