@@ -12,8 +12,11 @@ from typing import Any, Literal
 
 REDACTED = "<redacted>"
 PLACEHOLDER = "authsome-proxy-managed"
-# Refresh an access token this many seconds before it expires (authlib's default).
+# Refresh an access token this many seconds before it expires (authlib's default),
+# but never earlier than this share of its lifetime before: a 20 s token is
+# refreshed 2 s before it ends, not on every request.
 REFRESH_LEEWAY = 60.0
+LEEWAY_SHARE = 0.1
 
 Status = Literal["connected", "not_connected", "expired", "invalid"]
 
@@ -109,6 +112,7 @@ class Connection:
     id_token: str | None = None
     token_type: str | None = None
     expires_at: float | None = None
+    issued_at: float | None = None  # when the access token was received (its lifetime: expires_at - issued_at)
     scopes: tuple[str, ...] = ()
     api_key: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
@@ -133,9 +137,17 @@ class Connection:
             return "expired"
         return "connected"
 
+    def refresh_leeway(self, leeway: float = REFRESH_LEEWAY) -> float:
+        """`leeway`, capped at a tenth of the token's lifetime (known from issued_at, else the last write)."""
+        if self.expires_at is None:
+            return leeway
+        lifetime = self.expires_at - (self.issued_at or self.updated_at)
+        return max(0.0, min(leeway, lifetime * LEEWAY_SHARE))
+
     def should_refresh(self, leeway: float = REFRESH_LEEWAY) -> bool:
-        """A refreshable OAuth token within `leeway` seconds of expiry (or past it)."""
-        return self.auth_type == "oauth2" and bool(self.refresh_token) and self.is_expired(leeway=leeway)
+        """A refreshable OAuth token within its refresh leeway of expiry (or past it)."""
+        return (self.auth_type == "oauth2" and bool(self.refresh_token)
+                and self.is_expired(leeway=self.refresh_leeway(leeway)))
 
     def is_expired(self, now: float | None = None, leeway: float = 0.0) -> bool:
         if self.expires_at is None:

@@ -25,6 +25,23 @@ def note(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+def printable(text: Any) -> str:
+    """`text` safe for a terminal: control characters (escape sequences) and bidi overrides escaped.
+
+    For values others chose (a host, a path a program sent): printed raw,
+    they could move the cursor, rewrite the screen or reorder what follows.
+    """
+    out = []
+    for ch in str(text):
+        code = ord(ch)
+        if code < 0x20 or 0x7F <= code < 0xA0 or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069 \
+                or code in (0x200E, 0x200F, 0x061C):
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def as_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=False, default=str))
 

@@ -198,7 +198,8 @@ def connect_x(oauth, home):
         vault.put_client(ClientCredentials(provider="x", client_id="confidential-basic", client_secret="basic-secret"))
         vault.put_connection(Connection(
             provider="x", name=name, access_token=tokens["access_token"], refresh_token=tokens["refresh_token"],
-            token_type="Bearer", expires_at=time.time() + expires_in, scopes=tuple(tokens["scope"].split())))
+            token_type="Bearer", expires_at=time.time() + expires_in, scopes=tuple(tokens["scope"].split()),
+            issued_at=time.time() + expires_in - 600))  # a 600 s token (the stand-in's TTL) with expires_in left
         return tokens
 
     return make

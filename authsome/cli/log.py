@@ -25,11 +25,18 @@ def register(sub) -> None:
 
 
 def _line(r: dict) -> str:
+    """One record as a line; every value a program chose (host, path, errors) has its control characters escaped."""
+    return render.printable(_plain_line(r))
+
+
+def _plain_line(r: dict) -> str:
     when = (r.get("ts") or "")[:19].replace("T", " ")
     event = r.get("event")
     if event in ("tunnel", "denied"):
         return f"{when}  {event:<7} {r.get('host')}:{r.get('port')}"
     notes = []
+    if r.get("host_header"):
+        notes.append(f"Host header: {r['host_header']}")
     if r.get("injected"):
         notes.append(f"injected {r.get('provider')}/{r.get('connection')}")
     if r.get("refreshed"):

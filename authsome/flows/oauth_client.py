@@ -111,6 +111,7 @@ class Granted:
     token_type: str | None
     expires_at: float | None
     scopes: tuple[str, ...]
+    issued_at: float | None = None
 
 
 def granted(token: dict[str, Any], requested: tuple[str, ...], oauth: OAuthConfig, received_at: float | None = None) -> Granted:
@@ -141,6 +142,7 @@ def granted(token: dict[str, Any], requested: tuple[str, ...], oauth: OAuthConfi
         token_type=token.get("token_type"),
         expires_at=expires_at,
         scopes=scopes,
+        issued_at=now,
     )
 
 
@@ -181,6 +183,7 @@ def new_connection(provider: Provider, name: str, g: Granted, *, flow: str, base
         id_token=g.id_token,
         token_type=g.token_type,
         expires_at=g.expires_at,
+        issued_at=g.issued_at,
         scopes=g.scopes,
         flow=flow,
         base_url=base_url,

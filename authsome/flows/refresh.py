@@ -44,9 +44,9 @@ def refresh(vault: Vault, provider: Provider, name: str, *, stale_version: int |
         if current.state == "invalid":
             return current
         if stale_version is not None:
-            if current.version != stale_version and not current.is_expired(leeway=leeway):
+            if current.version != stale_version and not current.is_expired(leeway=current.refresh_leeway(leeway)):
                 return current  # another process already refreshed
-        elif not current.is_expired(leeway=leeway):
+        elif not current.is_expired(leeway=current.refresh_leeway(leeway)):
             return current
         if not current.refresh_token:
             raise TokenExpired(
@@ -94,6 +94,7 @@ def _refresh_once(provider: Provider, current: Connection, client: ClientCredent
         id_token=g.id_token or current.id_token,
         token_type=g.token_type or current.token_type,
         expires_at=g.expires_at,
+        issued_at=g.issued_at,
         scopes=g.scopes or current.scopes,
         state="connected",
         state_reason=None,
