@@ -58,13 +58,14 @@ class Result:
 
 
 def run_cli(args: Sequence[str], *, input: str | None = None, env: dict | None = None,
-            cwd: Path | None = None, timeout: float = 60) -> Result:
-    """Run `python -m authsome ARGS` as a real subprocess."""
+            cwd: Path | None = None, timeout: float = 60, wrap=None) -> Result:
+    """Run `python -m authsome ARGS` as a real subprocess (`wrap(argv)`: started through another command)."""
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
+    argv = [*AUTHSOME, *args]
     proc = subprocess.run(
-        [*AUTHSOME, *args], input=input, capture_output=True, text=True,
+        wrap(argv) if wrap else argv, input=input, capture_output=True, text=True,
         env=full_env, cwd=cwd or REPO, timeout=timeout,
         stdin=None if input is not None else subprocess.DEVNULL,
     )
@@ -184,7 +185,7 @@ def connect_x(oauth, home):
     """Store an X connection whose tokens the stand-in just issued (a fresh grant each call).
 
     `revoke_access`: the API already refuses the access token (authsome does not know).
-    `expires_in`: what authsome believes about the access token's lifetime.
+    `expires_in`: how long authsome believes the access token still lives, of `lifetime` in all.
     """
     import time
 
@@ -192,14 +193,14 @@ def connect_x(oauth, home):
     from authsome.vault import Vault
 
     def make(*, name: str = "default", revoke_access: bool = False, expires_in: float = 600,
-             account: str = "alice") -> dict:
+             account: str = "alice", lifetime: float = 600) -> dict:
         tokens = oauth.issue(revoke_access=revoke_access, account=account)
         vault = Vault.open()
         vault.put_client(ClientCredentials(provider="x", client_id="confidential-basic", client_secret="basic-secret"))
         vault.put_connection(Connection(
             provider="x", name=name, access_token=tokens["access_token"], refresh_token=tokens["refresh_token"],
             token_type="Bearer", expires_at=time.time() + expires_in, scopes=tuple(tokens["scope"].split()),
-            issued_at=time.time() + expires_in - 600))  # a 600 s token (the stand-in's TTL) with expires_in left
+            issued_at=time.time() + expires_in - lifetime))  # a token of `lifetime` s with expires_in left
         return tokens
 
     return make

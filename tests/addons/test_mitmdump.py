@@ -160,3 +160,24 @@ def test_stock_mitmweb_never_hands_out_an_in_flight_token(mitmweb, api):
     assert "/hold" in flows.text and TOKEN not in flows.text
     assert b"/hold" in dump.content and TOKEN.encode() not in dump.content
     assert "s3cret" not in options.text
+
+
+@pytest.mark.invariant
+def test_stock_mitmdump_closes_connections_that_never_authenticate(x_home, api, test_ca, tmp_path):
+    """Idle strangers cannot pile up until the proxy runs out of descriptors; the child's connections stay."""
+    import socket
+
+    port, log, ca_cert, proc = _start("mitmdump", x_home, api, test_ca, tmp_path, ["--set", "authsome_auth_timeout=1"])
+    try:
+        stranger = socket.create_connection(("127.0.0.1", port))
+        stranger.settimeout(15)
+        child = socket.create_connection(("127.0.0.1", port))
+        child.sendall(b"CONNECT other.test:443 HTTP/1.1\r\nHost: other.test:443\r\n"
+                      b"Proxy-Authorization: Basic YWdlbnQ6czNjcmV0\r\n\r\n")  # agent:s3cret
+        assert b" 200 " in child.recv(200)
+        assert stranger.recv(1) == b""  # closed after the timeout, not after mitmproxy's 10 minutes
+        child.settimeout(3)
+        with pytest.raises(socket.timeout):
+            child.recv(1)  # the authenticated tunnel is still open
+    finally:
+        _stop(proc)

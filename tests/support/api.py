@@ -12,10 +12,20 @@ Routes:
   /hold                  answers only after /release (a request kept in flight)
   /release               lets a waiting /sse, /big or /hold continue
   /redirect?to=URL       302 to URL
+  /reflect               what a careless API does: every request header back as an X-Echo-* response
+                         header and in the JSON body; ?status=NNN, ?encoding=gzip, ?chunk=N (a chunked
+                         body flushed every N bytes)
+  /ws                    a WebSocket that echoes the subprotocol it was offered and sends the request's
+                         Authorization header back as its one message
+  /upload                reads a (chunked) request body, counting what has arrived in /progress
+  /progress              the bytes /upload has received so far
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
+import hashlib
 import json
 import socket
 import ssl
@@ -66,10 +76,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def _dispatch(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
         url = urlsplit(self.path)
         q = parse_qs(url.query)
+        if url.path == "/upload":
+            self._upload()
+            return
+        if url.path == "/progress":
+            self._send(200, json.dumps({"received": self.server.progress}).encode())
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
         if url.path in ("/hold", "/hold-drop"):
             self.server.release.clear()  # before the request shows in `seen`, so a release that follows counts
         entry = self._record(body)
@@ -95,8 +111,77 @@ class _Handler(BaseHTTPRequestHandler):
             self._big(int(q.get("mb", ["50"])[0]))
         elif url.path == "/redirect":
             self._send(302, b"", extra={"Location": q["to"][0]})
+        elif url.path == "/reflect":
+            self._reflect(entry, int(q.get("status", ["200"])[0]), q.get("encoding", [None])[0], int(q.get("chunk", ["0"])[0]))
+        elif url.path == "/ws":
+            self._websocket()
         else:
             self._send(200, json.dumps(entry).encode())
+
+    def _reflect(self, entry: dict, status: int, encoding: str | None, chunk: int) -> None:
+        payload = json.dumps(entry).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        for name, value in self.headers.items():
+            self.send_header(f"X-Echo-{name}", value)
+        if self.headers.get("Origin"):
+            self.send_header("Access-Control-Allow-Origin", self.headers["Origin"])
+        if encoding == "gzip":
+            payload = gzip.compress(payload)
+            self.send_header("Content-Encoding", "gzip")
+        if chunk:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(0, len(payload), chunk):
+                piece = payload[i:i + chunk]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        else:
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    def _websocket(self) -> None:
+        accept = base64.b64encode(hashlib.sha1((self.headers["Sec-WebSocket-Key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+                                               .encode()).digest()).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        if self.headers.get("Sec-WebSocket-Protocol"):
+            self.send_header("Sec-WebSocket-Protocol", self.headers["Sec-WebSocket-Protocol"].split(",")[0].strip())
+        self.end_headers()
+        message = f"you sent Authorization: {self.headers.get('Authorization')}".encode()
+        self.wfile.write(bytes([0x81, len(message)]) + message if len(message) < 126
+                         else bytes([0x81, 126]) + len(message).to_bytes(2, "big") + message)
+        self.wfile.write(bytes([0x88, 2, 0x03, 0xE8]))  # close, 1000
+        self.wfile.flush()
+        self.close_connection = True
+
+    def _upload(self) -> None:
+        self.server.progress = 0
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                remaining = size
+                while remaining:
+                    got = len(self.rfile.read(min(remaining, 65536)))
+                    remaining -= got
+                    self.server.progress += got
+                self.rfile.readline()
+        else:
+            remaining = int(self.headers.get("Content-Length") or 0)
+            while remaining:
+                got = len(self.rfile.read(min(remaining, 65536)))
+                remaining -= got
+                self.server.progress += got
+        entry = self._record(b"")
+        entry["body_len"] = self.server.progress
+        self._send(200, json.dumps({"received": self.server.progress}).encode())
 
     def _sse(self, n: int) -> None:
         self.server.release.clear()
@@ -140,6 +225,7 @@ class _Server(ThreadingHTTPServer):
         self.seen: list[dict] = []
         self.lock = threading.Lock()
         self.release = threading.Event()
+        self.progress = 0  # bytes /upload has read so far
 
 
 class ApiServer:

@@ -178,6 +178,11 @@ class OidcServer:
         with self.client() as c:
             c.post("/__test/drop", json={"count": count}).raise_for_status()
 
+    def access_token_ttl(self, seconds: int) -> None:
+        """Issue access tokens that live `seconds` (until the next reset)."""
+        with self.client() as c:
+            c.post("/__test/ttl", json={"access_token_ttl": seconds}).raise_for_status()
+
     def token_requests_waiting(self) -> int:
         with self.client() as c:
             return c.get("/__test/waiting").json()["token"]

@@ -90,7 +90,7 @@ const { port } = server.address();
 const issuer = cfg.issuer || `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
 const scopes = [...new Set(['openid', 'offline_access', ...(cfg.scopes || [])])];
-const accessTokenTtl = cfg.access_token_ttl ?? 30;
+let accessTokenTtl = cfg.access_token_ttl ?? 30; // /__test/ttl changes it until the next reset
 
 const provider = new Provider(issuer, {
   clients: cfg.clients || [],
@@ -126,8 +126,8 @@ const provider = new Provider(issuer, {
   // Tokens must not die with the browser session that created them.
   expiresWithSession: async () => false,
   ttl: {
-    AccessToken: accessTokenTtl,
-    ClientCredentials: accessTokenTtl,
+    AccessToken: () => accessTokenTtl,
+    ClientCredentials: () => accessTokenTtl,
     RefreshToken: cfg.refresh_token_ttl ?? 24 * 3600,
     DeviceCode: cfg.device_code_ttl ?? 600,
     AuthorizationCode: 60,
@@ -333,7 +333,12 @@ async function handle(req, res) {
     tokenDelayMs = 0;
     slowDownNext = 0;
     dropNext = 0;
+    accessTokenTtl = cfg.access_token_ttl ?? 30;
     return json(res, 200, { ok: true });
+  }
+  if (path === '/__test/ttl' && req.method === 'POST') {
+    accessTokenTtl = JSON.parse((await readBody(req)) || '{}').access_token_ttl || accessTokenTtl;
+    return json(res, 200, { access_token_ttl: accessTokenTtl });
   }
   if (path === '/__test/issue' && req.method === 'POST') return issue(req, res);
   if (path === '/__test/delay' && req.method === 'POST') {
