@@ -549,3 +549,20 @@ def test_a_definition_routing_a_bundled_host_is_chosen_by_connection(api, x_conn
                   "curl", "-sS", "https://api.twitter.com/2/users/me"], trusting_env)
     assert chosen.code == 0, chosen.err
     assert api.seen[0]["headers"]["authorization"] == f"Bearer mirror-{TOKEN}"
+
+
+def test_doctor_names_a_definition_that_waits_for_confirmation(api, acme_key, cli, home):
+    acme_key()
+    f = home / "providers" / "acme.json"
+    f.write_text(json.dumps({**json.loads(f.read_text()), "api_url": ["api.acme.test", "other.test"]}))
+    doctor = cli(["doctor"])
+    assert doctor.code == 1 and "acme (`authsome trust acme`)" in doctor.out
+
+
+def test_the_child_cannot_simply_ask_authsome_for_the_token(x_connected, trusting_env):
+    """A speed bump (AUTHSOME_RUN=1), not a boundary: the README says so."""
+    r = run(["--", "sh", "-c", f"{' '.join(AUTHSOME)} export x; echo status=$?; "
+                               f"{' '.join(AUTHSOME)} get x --field access_token --show-secret; echo status=$?"],
+            trusting_env)
+    assert TOKEN not in r.out + r.err
+    assert r.out.split() == ["status=2", "status=2"] and "refused inside `authsome run`" in r.err

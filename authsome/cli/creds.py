@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 
 from authsome import render
 from authsome.cli.common import add_connection, add_json, registry, vault
@@ -56,9 +57,18 @@ def _iso(ts: float | None) -> str | None:
     return None if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
 
 
+def _refuse_inside_run(what: str) -> None:
+    """A speed bump for agents under `authsome run` (which sets AUTHSOME_RUN=1), not a boundary."""
+    if os.environ.get("AUTHSOME_RUN") == "1":
+        raise UsageError(f"{what} is refused inside `authsome run`: the command there works with placeholders.",
+                         "run it in your own shell, outside `authsome run`")
+
+
 def cmd_get(args) -> int:
     from authsome.connections import find
 
+    if args.show_secret:
+        _refuse_inside_run("Printing secrets")
     provider = registry().get(args.provider)
     conn = find(vault(), provider.name, args.connection)
     extra_names = {f.name for f in (provider.api_key.extra_fields if provider.api_key else ())}
@@ -92,7 +102,7 @@ def cmd_get(args) -> int:
 
     data = conn.to_dict() if args.show_secret else conn.redacted(secret)
     data = {"provider": conn.provider, "connection": conn.name, "status": conn.status(),
-            **{k: v for k, v in data.items() if k not in ("provider", "name", "status", "version")}}
+            **{k: v for k, v in data.items() if k not in ("provider", "name", "status", "version", "definition")}}
     if args.json:
         render.as_json(data)
         return 0
@@ -122,6 +132,7 @@ def cmd_export(args) -> int:
     from authsome.connections import export_values
     from authsome.exports import render as render_values
 
+    _refuse_inside_run("Exporting real credentials")
     values = export_values(registry(), vault(), args.provider, args.connection if args.provider or args.connection != "default" else None)
     text = render_values(values, args.format)
     if text:

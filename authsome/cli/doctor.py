@@ -71,13 +71,30 @@ def _vault_checks() -> list[Check]:
 
 
 def _provider_checks() -> list[Check]:
+    from authsome.providers import trust
+
     catalog = registry().catalog()
     problems = catalog.problems
-    return [Check(
+    out = [Check(
         "providers", not problems,
         f"{len(catalog.providers)} definitions valid" if not problems
         else "; ".join(p.message for p in problems),
     )]
+    changed = []
+    for name in vault().providers_with_records():
+        provider = catalog.providers.get(name)
+        try:
+            if provider is not None and trust.pending(vault(), provider):
+                changed.append(name)
+        except Exception:  # an unreadable record is the vault check's to report
+            continue
+    out.append(Check(
+        "definitions", not changed,
+        "stored credentials match their definitions" if not changed
+        else "changed since their credentials were confirmed: " + ", ".join(
+            f"{n} (`authsome trust {n}`)" for n in changed),
+    ))
+    return out
 
 
 def _runtime_checks() -> list[Check]:
