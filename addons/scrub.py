@@ -74,7 +74,10 @@ class Scrub:
             return
         scrubber = self._scrubber(flow)
         _scrub_headers(response.headers, scrubber)
-        if held or not scrubber or not _has_body(flow):
+        if held or not _has_body(flow):
+            return
+        if not scrubber:
+            response.stream = True  # nothing to look for
             return
         length = response.headers.get("content-length", "")
         if length.isdigit() and int(length) <= BUFFER_LIMIT:

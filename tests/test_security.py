@@ -215,6 +215,28 @@ def test_an_api_that_echoes_the_request_hands_back_only_the_placeholder(client, 
     assert TOKEN not in r.out and PLACEHOLDER in r.out
 
 
+@pytest.mark.slow
+def test_an_http2_api_that_echoes_the_token_hands_back_only_the_placeholder(acme_key, trusting_env, test_ca, tmp_path):
+    """HTTP/2 on both sides: the head is serialized by mitmproxy's HTTP/2 client layer, the echo is scrubbed."""
+    from tests.support.tls import make_leaf
+
+    acme_key(api_url="api.h2.test", api_key={"header_name": "Authorization", "header_prefix": "Bearer"})
+    leaf = make_leaf(test_ca, tmp_path, ["api.h2.test"], stem="h2")
+    record = tmp_path / "seen.jsonl"
+    server = subprocess.Popen([sys.executable, str(REPO / "tests" / "servers" / "h2api.py"), str(leaf.cert), str(leaf.key),
+                               str(record), "never-refused"], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline().split()[1])
+        r = run(["--resolve", f"api.h2.test:443:127.0.0.1:{port}", "--", "curl", "-sS", "--http2",
+                 "-H", f"Authorization: Bearer {PLACEHOLDER}", "https://api.h2.test/v1/me"], trusting_env)
+    finally:
+        server.kill()
+        server.wait()
+    [seen] = [json.loads(line) for line in record.read_text().splitlines()]
+    assert seen["http_version"] == "2" and seen["authorization"] == f"Bearer {ACME_KEY}"
+    assert json.loads(r.out)["authorization"] == f"Bearer {PLACEHOLDER}" and ACME_KEY not in r.out
+
+
 def test_a_websocket_handshake_and_its_messages_hand_back_only_the_placeholder(api, x_connected, trusting_env):
     r = run([*api.resolve("api.twitter.com"), "--", *child(f'''
         import asyncio, os, aiohttp
