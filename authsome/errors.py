@@ -140,6 +140,18 @@ class VaultCorrupt(VaultError):
     code = "vault_corrupt"
 
 
+class KeyMissing(VaultError):
+    """Sealed records exist, and no master key was found to open them."""
+
+    code = "key_missing"
+
+
+class KeyInvalid(VaultError):
+    """A master key was given (the environment, the keyring, the key file) but is no key."""
+
+    code = "key_invalid"
+
+
 class VaultLocked(VaultError):
     code = "vault_locked"
 

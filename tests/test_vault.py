@@ -123,12 +123,37 @@ def test_record_moved_onto_another_identity_fails_authentication(home):
         v.get_connection("x", "work")
 
 
-def test_invalid_master_key_env_is_a_usage_error(monkeypatch, home):
-    from authsome.errors import UsageError
+@pytest.mark.parametrize("value, reason", [("not-base64-of-32-bytes", "not base64 of 32 bytes"),
+                                           ("", "set but empty"), ("   ", "set but empty")])
+def test_a_bad_master_key_in_the_environment_is_a_vault_error_never_a_fallback(cli, home, value, reason):
+    """A CI secret that did not arrive must not quietly become the key file's key (or a new one)."""
+    r = cli(["whoami"], env={"AUTHSOME_MASTER_KEY": value})
+    assert r.code == 5 and reason in r.err and "hint:" in r.err
+    assert not (home / "master.key").exists()
 
-    monkeypatch.setenv("AUTHSOME_MASTER_KEY", "not-base64-of-32-bytes")
-    with pytest.raises(UsageError, match="not base64 of 32 bytes"):
-        load_master_key(home)
+
+def test_a_missing_key_file_with_records_present_is_an_error_never_a_new_key(cli, home):
+    assert cli(["login", "openai"], input="sk-" + "a" * 40).code == 0
+    (home / "master.key").rename(home / "master.key.moved")
+    for command in (["whoami"], ["get", "openai"], ["login", "openai", "-c", "other"]):
+        r = cli(command, input="sk-" + "b" * 40)
+        assert r.code == 5 and "no master key was found" in r.err and "restore master.key" in r.err, command
+    assert not (home / "master.key").exists()  # nothing was created
+    (home / "master.key.moved").rename(home / "master.key")
+    assert cli(["get", "openai", "--field", "status"]).out.strip() == "connected"
+
+
+def test_a_write_never_mixes_two_keys(cli, home):
+    import base64
+    import os
+
+    assert cli(["login", "openai"], input="sk-" + "a" * 40).code == 0
+    other = {"AUTHSOME_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
+    r = cli(["login", "openai", "-c", "other"], input="sk-" + "b" * 40, env=other)
+    assert r.code == 5 and "another master key" in r.err and "authsome doctor" in r.err
+    assert sorted(p.name for p in (home / "vault" / "openai").glob("conn.*")) == ["conn.default.json"]
+    doctor = cli(["doctor"], env=other)
+    assert doctor.code == 1 and "openai/default" in doctor.out and "different master key" in doctor.out
 
 
 def test_key_file_is_created_once_and_reused(home):

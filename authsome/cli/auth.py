@@ -238,7 +238,7 @@ def cmd_whoami(args) -> int:
 
     v = vault()
     entries = v.list_connections()
-    key = v.key if entries or (paths.home() / "master.key").exists() or os.environ.get("AUTHSOME_MASTER_KEY") else None
+    key = v.key if entries or (paths.home() / "master.key").exists() or "AUTHSOME_MASTER_KEY" in os.environ else None
     conns = [
         {"provider": e.provider, "connection": e.name,
          "status": e.connection.status() if e.connection else "error",

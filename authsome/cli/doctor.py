@@ -54,7 +54,7 @@ def _vault_checks() -> list[Check]:
     v = vault()
     entries = v.list_connections()
     out = []
-    if entries or (v.root.parent / "master.key").exists() or os.environ.get("AUTHSOME_MASTER_KEY"):
+    if entries or (v.root.parent / "master.key").exists() or "AUTHSOME_MASTER_KEY" in os.environ:
         try:
             key = v.key
             out.append(Check("master key", True, f"from {key.source} ({key.location})"))

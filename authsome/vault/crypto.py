@@ -8,6 +8,9 @@ file copied or renamed onto another record fails authentication. The key id
 
 Key lookup order: AUTHSOME_MASTER_KEY (base64 of 32 bytes), then an OS
 keyring with a usable backend, then the 0600 file `master.key` in the home.
+A new key is made only for a vault without sealed records: with records,
+a missing key is an error that says how to restore it, never a fresh key
+that would open none of them.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from authsome import paths
-from authsome.errors import UsageError, VaultCorrupt, WrongKey
+from authsome.errors import KeyInvalid, KeyMissing, VaultCorrupt, WrongKey
 
 FORMAT = "authsome-vault/1"
 KEY_ENV = "AUTHSOME_MASTER_KEY"
@@ -49,6 +52,15 @@ class MasterKey:
         return f"MasterKey(source={self.source!r}, kid={self.kid!r})"
 
 
+def sealed_kid(data: bytes) -> str | None:
+    """The key id a sealed record names, without opening it (None: not a readable envelope)."""
+    try:
+        envelope = json.loads(data)
+        return envelope.get("kid") if isinstance(envelope, dict) and envelope.get("format") == FORMAT else None
+    except ValueError:
+        return None
+
+
 def key_id(key: bytes) -> str:
     return hashlib.sha256(b"authsome-key-id\0" + key).hexdigest()[:16]
 
@@ -59,9 +71,10 @@ def _decode_key(text: str, origin: str) -> bytes:
     except (binascii.Error, ValueError):
         key = b""
     if len(key) != 32:
-        raise UsageError(
+        raise KeyInvalid(
             f"The master key from {origin} is not base64 of 32 bytes.",
-            'generate one with: python -c "import os,base64;print(base64.b64encode(os.urandom(32)).decode())"',
+            "use the key this vault was created with; a new vault's key can be generated with: "
+            'python -c "import os,base64;print(base64.b64encode(os.urandom(32)).decode())"',
         )
     return key
 
@@ -88,15 +101,20 @@ def _usable_keyring():
     return backend
 
 
-def load_master_key(home: Path) -> MasterKey:
+def load_master_key(home: Path, *, may_create: bool = True) -> MasterKey:
     """Find the master key, creating one on first use.
 
-    A key is created only when none exists anywhere; an existing key file is
-    honoured even when a keyring backend appears later, so the vault is
-    never orphaned by a newly installed keyring.
+    A key is created only when none exists anywhere and `may_create` (the
+    vault holds no sealed record); an existing key file is honoured even
+    when a keyring backend appears later, so the vault is never orphaned by
+    a newly installed keyring.
     """
     env_value = os.environ.get(KEY_ENV)
-    if env_value:
+    if env_value is not None:
+        if not env_value.strip():
+            raise KeyInvalid(f"{KEY_ENV} is set but empty.",
+                             f"set it to this vault's key (a CI secret that did not arrive?), or unset it to use "
+                             f"the OS keyring or {KEY_FILE}")
         return MasterKey(_decode_key(env_value, KEY_ENV), "env", KEY_ENV)
 
     key_file = home / KEY_FILE
@@ -113,6 +131,13 @@ def load_master_key(home: Path) -> MasterKey:
 
     if key_file.exists():
         return MasterKey(_read_key_file(key_file), "file", str(key_file))
+    if not may_create:
+        raise KeyMissing(
+            f"The vault in {home / 'vault'} holds sealed records, but no master key was found "
+            f"({KEY_ENV} is unset, the OS keyring has none, {key_file} does not exist).",
+            f"restore {KEY_FILE} from the backup you made with the vault, or set {KEY_ENV}; "
+            "a new key would open none of these records",
+        )
 
     new_key = secrets.token_bytes(32)
     encoded = base64.b64encode(new_key).decode()
@@ -129,7 +154,8 @@ def _read_key_file(path: Path) -> bytes:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise UsageError(f"Cannot read the master key file {path}: {exc.strerror}.") from None
+        raise KeyInvalid(f"Cannot read the master key file {path}: {exc.strerror}.",
+                         f"check its owner and mode (it should be yours, 0600): ls -l {path}") from None
     return _decode_key(text, str(path))
 
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from authsome import paths
-from authsome.errors import UsageError, VaultCorrupt, VaultError
+from authsome.errors import UsageError, VaultCorrupt, VaultError, WrongKey
 from authsome.models import ClientCredentials, Connection
-from authsome.vault.crypto import MasterKey, load_master_key, open_sealed, seal
+from authsome.vault.crypto import MasterKey, load_master_key, open_sealed, seal, sealed_kid
 
 PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CONNECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -63,6 +63,7 @@ class Vault:
     def __init__(self, root: Path, key: MasterKey | None = None):
         self.root = root
         self._key = key
+        self._one_key_checked = False
 
     @classmethod
     def open(cls) -> Vault:
@@ -70,10 +71,49 @@ class Vault:
 
     @property
     def key(self) -> MasterKey:
-        # Loaded on first use: listing a fresh vault needs no key.
+        # Loaded on first use: listing a fresh vault needs no key. A new key is
+        # made only for a vault without records (it could open none of them).
         if self._key is None:
-            self._key = load_master_key(self.root.parent)
+            self._key = load_master_key(self.root.parent, may_create=not self.record_files())
         return self._key
+
+    def record_files(self) -> list[Path]:
+        """Every sealed record on disk (connections and clients of every provider)."""
+        out = []
+        for provider in self.providers_with_records():
+            directory = self.root / provider
+            try:
+                names = os.listdir(directory)
+            except OSError:
+                continue
+            out += [directory / n for n in sorted(names)
+                    if n == CLIENT_FILE or (n.startswith(CONN_PREFIX) and n.endswith(SUFFIX))]
+        return out
+
+    def foreign_records(self) -> list[Path]:
+        """Records sealed with another master key than this vault's current one."""
+        out = []
+        for path in self.record_files():
+            try:
+                kid = sealed_kid(path.read_bytes())
+            except OSError:
+                continue
+            if kid is not None and kid != self.key.kid:
+                out.append(path)
+        return out
+
+    def _check_one_key(self) -> None:
+        """Refuse to write when records are sealed with another key: the vault would hold two."""
+        if self._one_key_checked:
+            return
+        foreign = self.foreign_records()
+        if foreign:
+            raise WrongKey(
+                f"{len(foreign)} record(s) of this vault (such as {foreign[0]}) are sealed with another master key "
+                f"than the one from {self.key.location}; writing with it would leave the vault under two keys.",
+                "use the key this vault was created with (`authsome doctor` lists what it cannot open)",
+            )
+        self._one_key_checked = True
 
     # -- paths ---------------------------------------------------------------
 
@@ -103,6 +143,7 @@ class Vault:
             raise VaultCorrupt(f"Vault record {path} holds invalid data.") from None
 
     def _write(self, path: Path, record_id: str, payload: dict) -> None:
+        self._check_one_key()
         paths.ensure_dir(path.parent)
         paths.atomic_write(path, seal(self.key, record_id, json.dumps(payload).encode()))
 
