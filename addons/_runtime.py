@@ -92,7 +92,7 @@ class Runtime:
 
         meta = flow.metadata.setdefault(META, {})
         target = target_of(flow)
-        written = self.written.setdefault(record_into if record_into is not None else flow, set())
+        written = [self.written.setdefault(f, set()) for f in {flow, record_into} - {None}]
 
         def rewrite(server, request):
             problem = departure_problem(server, request, target, binding) if target else "it is in no CONNECT tunnel"
@@ -103,7 +103,8 @@ class Runtime:
             outgoing = _wire.head_copy(request)
             meta["injected"] = injection.apply(outgoing, binding.provider, conn)
             meta["record_version"] = conn.version  # lets a 401 retry tell whether it was refreshed since
-            written.update(injection.wire_values(binding.provider, conn))
+            for values in written:  # the re-send's response and the original's are both scrubbed of it
+                values.update(injection.wire_values(binding.provider, conn))
             return outgoing
 
         _wire.on_send(flow.request, rewrite)
@@ -159,7 +160,7 @@ def departure_problem(server, request, target: tuple[str, int], binding: Binding
         return "its connection does not verify the host's own name"
     if request.scheme != "https" or (normalize_host(request.host), request.port) != target:
         return "it was changed to another host"
-    reason = authority.disagreement(target, sni=None, request=request)
+    reason = authority.disagreement(target, sni=None, request=request) or authority.target_problem(request)
     if reason is None and binding.route_for(host, port, request.path) is None:
         reason = "its path is not routed"
     return reason or injection.conflict(request, binding.provider)

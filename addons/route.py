@@ -135,6 +135,10 @@ class Route:
         if problem:
             _refuse(flow, 421, f"this connection is for {host}:{port}, but {problem} (421 Misdirected Request)")
             return
+        if problem := authority.target_problem(request):
+            _refuse(flow, 400, f"{problem}; send the path only")
+            return
+        _no_transfer_codings(request)
         if not (flow.client_conn.tls_established and request.scheme == "https"):
             return  # plain HTTP inside the tunnel: passed through, never a credential
         binding = self._binding(host, port, request.path)
@@ -159,6 +163,17 @@ class Route:
         tee = flow.request.stream
         if isinstance(tee, BodyTee) and tee.complete:
             flow.request.data.content = bytes(tee.kept)
+
+
+def _no_transfer_codings(request: http.Request) -> None:
+    """Ask for no transfer-coding but chunked (a gzip transfer-coding would hide an echo from Scrub)."""
+    te = request.headers.get("te")
+    if te is None:
+        return
+    if "trailers" in [t.split(";")[0].strip().lower() for t in te.split(",")]:
+        request.headers["te"] = "trailers"
+    else:
+        del request.headers["te"]
 
 
 def _large_or_unknown_body(request: http.Request) -> bool:

@@ -10,7 +10,12 @@ wire for the request, replaced with the placeholder (`authsome.scrub`):
 - anything larger or of unknown length while it streams (server-sent events
   stay live); such a body loses its Content-Length and, when it was encoded,
   its Content-Encoding (it is decoded on the way to be searched), and is
-  sent chunked. An encoding that cannot be decoded gets a 502.
+  sent chunked. An encoding that cannot be decoded, a transfer-coding other
+  than chunked, or a switch to a protocol other than WebSocket gets a 502;
+- the reason phrase, header names, and trailers (also of streamed bodies).
+
+WebSocket control frames (ping payloads, close reasons) pass through
+unread: mitmproxy gives addons no hook for them.
 
 Every other response streams through untouched, except a 401 the Refresh
 addon holds. Addon order matters: Scrub runs before Refresh, whose `response`
@@ -37,9 +42,25 @@ def _has_body(flow: http.HTTPFlow) -> bool:
 
 
 def _scrub_headers(headers: http.Headers, scrubber: scrub.Scrubber) -> None:
-    fields = [(name, scrubber.all(value)) for name, value in headers.fields]
+    fields = [(scrubber.all(name), scrubber.all(value)) for name, value in headers.fields]
     if fields != list(headers.fields):
         headers.fields = tuple(fields)
+
+
+def _refused(why: str) -> http.Response:
+    return http.Response.make(502, f"authsome: {why}\n".encode(), {"Content-Type": "text/plain"})
+
+
+def _unreadable(flow: http.HTTPFlow) -> str | None:
+    """Why a routed response cannot be checked for the credential, or None."""
+    response = flow.response
+    codings = [c.strip().lower() for c in response.headers.get("transfer-encoding", "").split(",") if c.strip()]
+    if any(c != "chunked" for c in codings):
+        return "the response uses a transfer-coding that cannot be checked for the credential"
+    asked_websocket = "sec-websocket-key" in flow.request.headers
+    if response.status_code == 101 and not (asked_websocket and response.headers.get("upgrade", "").lower() == "websocket"):
+        return "the server switched to a protocol other than WebSocket, which cannot be checked for the credential"
+    return None
 
 
 class _Stream:
@@ -72,8 +93,15 @@ class Scrub:
         if not _routed(flow):
             response.stream = not held
             return
+        if why := _unreadable(flow):
+            # Replaced once the body is in (`response`): replacing it now would
+            # still let the upstream body flow into the new response.
+            flow.metadata[META]["refuse"] = why
+            response.stream = False
+            return
         scrubber = self._scrubber(flow)
         _scrub_headers(response.headers, scrubber)
+        response.reason = scrubber.text(response.reason)
         if held or not _has_body(flow):
             return
         if not scrubber:
@@ -87,9 +115,7 @@ class Scrub:
         try:
             decoders = [scrub.Decoder(e) for e in reversed(encodings)]
         except ValueError:
-            flow.response = http.Response.make(
-                502, b"authsome: the response is in an encoding that cannot be checked for the credential\n",
-                {"Content-Type": "text/plain"})
+            flow.metadata[META]["refuse"] = "the response is in an encoding that cannot be checked for the credential"
             return
         response.headers.pop("content-encoding", None)
         response.headers.pop("content-length", None)
@@ -98,21 +124,25 @@ class Scrub:
         response.stream = _Stream(scrubber, decoders)
 
     def response(self, flow: http.HTTPFlow) -> None:
-        if not _routed(flow) or flow.response.stream:
+        if not _routed(flow):
+            return
+        if why := flow.metadata[META].pop("refuse", None):
+            flow.response = _refused(why)
             return
         scrubber = self._scrubber(flow)
         if not scrubber:
             return
-        _scrub_headers(flow.response.headers, scrubber)
-        if flow.response.trailers:
+        if flow.response.trailers:  # sent after this hook, also for a streamed response
             _scrub_headers(flow.response.trailers, scrubber)
+        if flow.response.stream:
+            return
+        _scrub_headers(flow.response.headers, scrubber)
+        flow.response.reason = scrubber.text(flow.response.reason)
         if flow.response.raw_content:
             try:
                 content = flow.response.get_content(strict=True)
             except ValueError:
-                flow.response = http.Response.make(
-                    502, b"authsome: the response is in an encoding that cannot be checked for the credential\n",
-                    {"Content-Type": "text/plain"})
+                flow.response = _refused("the response is in an encoding that cannot be checked for the credential")
                 return
             scrubbed = scrubber.all(content)
             if scrubbed != content:

@@ -46,6 +46,20 @@ def parse_authority(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, i
     return (host, port) if host else None
 
 
+def target_problem(request: Any) -> str | None:
+    """Why the request target is not a plain path (origin-form), or None.
+
+    `https://other/x` or `other/x` as an HTTP/2 `:path`, or `//other/x`, can
+    be read as another host by lenient front ends and URL parsers.
+    """
+    path = request.path
+    if request.method == "OPTIONS" and path == "*":
+        return None
+    if not path.startswith("/") or path.startswith("//"):
+        return f"its request target {path[:60]!r} is not a path starting with a single /"
+    return None
+
+
 def disagreement(target: tuple[str, int], *, sni: str | None, request: Any) -> str | None:
     """Which name of the request differs from the CONNECT target, or None when all agree."""
     host, port = target

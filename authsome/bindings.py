@@ -100,7 +100,8 @@ def load(vault: Vault, registry: Registry, selection: dict[str, str], *, warn=No
     """Bindings for every provider with a usable connection (chosen, or `default`).
 
     A provider named in `selection` must have that connection; other
-    providers take part when their `default` connection exists. Where two
+    providers take part with their default connection (`Vault.default_connection`)
+    when it exists. Where two
     bindings route the same requests, the more specific route wins per
     request (an exact host over a pattern); a chosen binding wins over one
     taken by default (`warn` hears which routes the other one lost); two
@@ -110,13 +111,17 @@ def load(vault: Vault, registry: Registry, selection: dict[str, str], *, warn=No
     names = set(vault.providers_with_records()) | set(chosen)
     bindings: list[Binding] = []
     for name in sorted(names):
-        conn_name = chosen.get(name, "default")
+        conn_name = chosen.get(name) or vault.default_connection(name)
         if name in chosen:
             provider = registry.get(name)
             if vault.get_connection(name, conn_name) is None:
                 raise NotConnected(name, conn_name)
         else:
-            if conn_name not in vault.connection_names(name):
+            existing = vault.connection_names(name)
+            if conn_name not in existing:
+                if existing and warn is not None:
+                    warn(f"'{name}' has connections {', '.join(existing)} but no default, so this run does not use it; "
+                         f"choose one with --connection {name}={existing[0]}, or `authsome default {name} {existing[0]}`")
                 continue
             try:
                 provider = registry.get(name)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authsome import exports
-from authsome.errors import ConnectionInvalid, NotConnected, ProviderInvalid, TokenExpired
+from authsome.errors import ConnectionInvalid, NoDefaultConnection, NotConnected, ProviderInvalid, TokenExpired
 from authsome.models import Connection, Provider
 from authsome.providers import Registry
 from authsome.vault import ConnectionEntry, Vault, check_connection_name
@@ -78,6 +78,19 @@ def summaries(registry: Registry, vault: Vault) -> tuple[list[ProviderSummary], 
     return out, catalog.problems
 
 
+def connection_name(vault: Vault, provider: str, given: str | None) -> str:
+    """The connection a command means: the one named, else the provider's default."""
+    return check_connection_name(given) if given else vault.default_connection(provider)
+
+
+def missing(vault: Vault, provider: str, connection: str) -> NotConnected:
+    """The error for a connection that does not exist, naming the ones that do when the default is missing."""
+    others = vault.connection_names(provider)
+    if connection == vault.default_connection(provider) and others and connection not in others:
+        return NoDefaultConnection(provider, others)
+    return NotConnected(provider, connection)
+
+
 def find(vault: Vault, provider: str, connection: str = DEFAULT) -> Connection | None:
     check_connection_name(connection)
     return vault.get_connection(provider, connection)
@@ -91,7 +104,7 @@ def require(vault: Vault, provider: Provider, connection: str = DEFAULT) -> Conn
     """
     conn = find(vault, provider.name, connection)
     if conn is None:
-        raise NotConnected(provider.name, connection)
+        raise missing(vault, provider.name, connection)
     login = f"authsome login {provider.name}" + ("" if connection == DEFAULT else f" --connection {connection}")
     status = conn.status()
     if status == "invalid":
@@ -108,22 +121,22 @@ def require(vault: Vault, provider: Provider, connection: str = DEFAULT) -> Conn
 
 
 def export_values(registry: Registry, vault: Vault, provider: str | None, connection: str | None) -> dict[str, str]:
-    """Real values to export: one provider, or the default connection of every provider."""
+    """Real values to export: one provider, or the default (or named) connection of every provider."""
     if provider:
         prov = registry.get(provider)
-        conn = require(vault, prov, connection or DEFAULT)
-        return exports.real_values(prov, _fresh(vault, conn, prov))
+        conn = require(vault, prov, connection_name(vault, prov.name, connection))
+        return exports.real_values(prov, fresh(vault, conn, prov))
     values: dict[str, str] = {}
     for entry in vault.list_connections():
-        if entry.name != (connection or DEFAULT) or entry.connection is None:
+        if entry.name != (connection or vault.default_connection(entry.provider)) or entry.connection is None:
             continue
         prov = registry.get(entry.provider)
         if entry.connection.status() == "connected":
-            values.update(exports.real_values(prov, _fresh(vault, entry.connection, prov)))
+            values.update(exports.real_values(prov, fresh(vault, entry.connection, prov)))
     return values
 
 
-def _fresh(vault: Vault, conn: Connection, provider: Provider) -> Connection:
+def fresh(vault: Vault, conn: Connection, provider: Provider) -> Connection:
     """An exported access token must still work for a while: refresh one that is (nearly) dead."""
     if conn.should_refresh():
         from authsome.flows.refresh import refresh
@@ -154,6 +167,7 @@ def revoke_all(vault: Vault, provider: Provider | None, name: str) -> tuple[list
             warnings += _revoke_remote(vault, provider, conn)
         if vault.delete_connection(name, conn_name):
             removed.append(conn_name)
+    vault.set_default_connection(name, DEFAULT)
     return removed, vault.delete_client(name), warnings
 
 

@@ -119,6 +119,19 @@ class NotConnected(CredentialError):
         )
 
 
+class NoDefaultConnection(NotConnected):
+    """Only named connections exist, and none is the default."""
+
+    code = "no_default_connection"
+
+    def __init__(self, provider: str, names: list[str]):
+        CredentialError.__init__(
+            self,
+            f"Provider '{provider}' has no default connection, only: {', '.join(names)}.",
+            f"name one with --connection {names[0]}, or make it the default: `authsome default {provider} {names[0]}`",
+        )
+
+
 class TokenExpired(CredentialError):
     code = "expired"
 
@@ -194,6 +207,10 @@ class AuthServerError(LoginError):
 
 class NeedsInteraction(LoginError):
     code = "needs_interaction"
+
+
+class LoginTimeout(LoginError):
+    code = "login_timeout"
 
 
 class ProxyError(AuthsomeError):

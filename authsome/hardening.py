@@ -79,6 +79,35 @@ def scrub_environ_block(names) -> list[str]:
     return found
 
 
+def exposed_in_ancestors(names) -> list[tuple[str, int, str]]:
+    """(name, pid, command) for each of `names` that a parent process still holds in its environment block.
+
+    The child can read those too: they run as the same user and are not
+    protected (a shell that was started with AUTHSOME_MASTER_KEY, a CI step).
+    """
+    if not sys.platform.startswith("linux"):
+        return []
+    wanted = {n.encode() for n in names}
+    found = []
+    pid = os.getppid()
+    for _ in range(64):  # a chain of ancestors, up to init
+        if pid <= 1:
+            break
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                block = fh.read()
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            break
+        for entry in block.split(b"\0"):
+            name, sep, value = entry.partition(b"=")
+            if sep and name in wanted and value.strip(b"\0"):
+                found.append((name.decode(), pid, stat[stat.index(b"(") + 1:stat.rindex(b")")].decode(errors="replace")))
+        pid = int(stat[stat.rindex(b")") + 2:].split()[1])
+    return found
+
+
 def protect(secret_names) -> None:
     """Both measures, for a process about to start a child it does not trust."""
     scrub_environ_block([n for n in secret_names if n in os.environ])  # reads /proc/self/stat: first

@@ -3,8 +3,8 @@
 The rules, for each slot the definition declares (a header, a query
 parameter, or HTTP Basic), and for those slots only:
   - the child sent nothing there: the credential is added;
-  - the child sent the placeholder (anywhere in the value, also inside a
-    Basic pair): the placeholder is swapped for the real value;
+  - the child sent the placeholder: it is swapped for the real value where it
+    stands (in a Basic slot, the whole pair is written from the definition);
   - the child sent a value of its own: it is left alone.
 A placeholder anywhere else (another header, the body) stays as it is: a
 server that echoes headers back would otherwise hand the child the secret.
@@ -86,21 +86,22 @@ def _placeholders(value: str) -> int:
     return value.count(PLACEHOLDER) + (_decoded_basic(value) or "").count(PLACEHOLDER)
 
 
-def _swap_basic(current: str, value: str) -> str | None:
-    """`Basic b64(user:placeholder)` -> the same with the real value, else None."""
-    decoded = _decoded_basic(current)
-    if decoded is None or PLACEHOLDER not in decoded:
-        return None
-    return "Basic " + base64.b64encode(decoded.replace(PLACEHOLDER, value).encode()).decode()
-
-
 def _new_value(slot: Slot, conn: Connection, current: str | None, value: str) -> str | None:
-    """The slot's new content, or None to leave it as the child sent it."""
+    """The slot's new content, or None to leave it as the child sent it.
+
+    A Basic slot is written whole from the definition (the child's own user
+    part is not kept). Any other slot gets the placeholder swapped in place,
+    and never inside an encoding the child chose: `Basic b64(a:placeholder)`
+    in a Bearer slot would come back from an echoing server as base64 that
+    no scrubber knows, and decode to the secret.
+    """
     if current is None or current == "":
         return _fresh_value(slot, conn, value)
+    if slot.kind == "basic":
+        return _fresh_value(slot, conn, value) if PLACEHOLDER in (_decoded_basic(current) or current) else None
     if PLACEHOLDER in current:
         return current.replace(PLACEHOLDER, value)
-    return _swap_basic(current, value)
+    return None
 
 
 def apply(request: Any, provider: Provider, conn: Connection) -> list[str]:

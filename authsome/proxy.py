@@ -85,7 +85,7 @@ class Proxy:
 
         cfg = self.config
         mode = [f"upstream:{cfg.upstream_proxy}"] if cfg.upstream_proxy else ["regular"]
-        opts = options.Options(
+        opts = _run_options(options.Options)(
             listen_host="127.0.0.1",
             listen_port=0,
             mode=mode,
@@ -106,6 +106,7 @@ class Proxy:
 
         class Ready:
             def running(self) -> None:
+                opts.freeze()  # from here on, the web UI (whose token the child might learn) cannot loosen anything
                 addrs = m.addons.get("proxyserver").listen_addrs()
                 proxy.port = addrs[0][1] if addrs else None
                 proxy.web_url = getattr(m, "web_url", None)
@@ -171,6 +172,45 @@ class Proxy:
                 pass  # the loop is already gone
         if self._thread.is_alive():
             self._thread.join(timeout)
+
+
+# Options that decide what is trusted, intercepted, injected or exposed. Once the
+# proxy runs they stay as `run` set them: the web UI can change options, and a
+# child that learned its token (stderr redirected to a file it can read) could
+# otherwise set ssl_insecure or authsome_resolve and receive the credential.
+FROZEN_PREFIXES = ("ssl_", "authsome_", "web_", "tls_", "listen_", "ignore_", "allow_", "tcp_", "udp_")
+FROZEN = {"mode", "confdir", "upstream_cert", "proxyauth", "connection_strategy", "upstream_auth", "certs",
+          "client_certs", "cert_passphrase", "keep_host_header", "validate_inbound_headers", "rawtcp", "http2",
+          "http3", "store_streamed_bodies", "body_size_limit", "server", "add_upstream_certs_to_client_chain"}
+
+
+def frozen(name: str) -> bool:
+    return name in FROZEN or name.startswith(FROZEN_PREFIXES)
+
+
+def _run_options(base):
+    """mitmproxy's Options, with `freeze()`: then the options above refuse to change, and reset is refused."""
+    from mitmproxy import exceptions
+
+    class RunOptions(base):
+        def freeze(self) -> None:
+            self.__dict__["_authsome_frozen"] = True
+
+        def _refuse(self, names) -> None:
+            if self.__dict__.get("_authsome_frozen") and (locked := sorted(n for n in names if frozen(n))):
+                raise exceptions.OptionsError(
+                    f"{', '.join(locked)} cannot change while `authsome run` runs (it decides what is trusted or "
+                    "where credentials go); restart the run with other options instead")
+
+        def update_known(self, **kwargs):
+            self._refuse(kwargs)
+            return super().update_known(**kwargs)
+
+        def reset(self) -> None:
+            self._refuse(self._options)
+            super().reset()
+
+    return RunOptions
 
 
 def _route_logs(log_file: Path | None) -> None:

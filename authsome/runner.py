@@ -49,12 +49,32 @@ class RunFiles:
     directory: Path
     ca: run_ca.RunCA
     child_bundle: Path
-    upstream_bundle: Path
+    upstream_bundle: Path  # where the proxy reads upstream trust from (see `_sealed`)
     node_bundle: Path
     log_file: Path
+    held_fds: tuple[int, ...] = ()
 
     def remove(self) -> None:
+        for fd in self.held_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _sealed(path: Path) -> tuple[Path, int | None]:
+    """A file only this process can still read: opened, then unlinked, read back via /proc/self/fd.
+
+    The proxy verifies upstream servers against this bundle, and mitmproxy
+    reads it at the first upstream handshake, after the child has started;
+    a file in the home would let the child (same user) add a CA of its own
+    first. With no path left, and /proc/PID/fd closed to others (the run is
+    non-dumpable), nothing can change it. Elsewhere than Linux, the file stays.
+    """
+    if not Path("/proc/self/fd").is_dir():
+        return path, None
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    os.unlink(path)
+    return Path(f"/proc/self/fd/{fd}"), fd
 
 
 def _write(path: Path, data: str) -> Path:
@@ -75,13 +95,15 @@ def prepare_files(home: Path, routes, parent_env: Mapping[str, str]) -> RunFiles
         ca = run_ca.create(directory / "ca", routes)
         parent_extra = [Path(parent_env[v]) for v in ADDITIVE_CA_VARS if parent_env.get(v)]
         log_file = _write(directory / "proxy.log", "")
+        upstream, held = _sealed(_write(directory / "upstream-bundle.pem", trust.bundle_pem(env=parent_env)))
         return RunFiles(
             directory=directory,
             ca=ca,
             child_bundle=_write(directory / "child-bundle.pem", trust.bundle_pem([ca.cert_path], env=parent_env)),
-            upstream_bundle=_write(directory / "upstream-bundle.pem", trust.bundle_pem(env=parent_env)),
+            upstream_bundle=upstream,
             node_bundle=_write(directory / "node-ca.pem", trust.concat_pem([*parent_extra, ca.cert_path])),
             log_file=log_file,
+            held_fds=(held,) if held is not None else (),
         )
     except BaseException:  # an error (or Ctrl-C) half-way: no half-made run left behind
         shutil.rmtree(directory, ignore_errors=True)
@@ -335,7 +357,12 @@ def _run(argv, bindings, vault, *, connections, deny_unmatched, ui, parent_env, 
     from authsome.proxy import Proxy, ProxyConfig
 
     # Before anything secret is in memory: the child may not read this process.
-    hardening.protect(secret_env_names(bindings, parent_env))
+    secret_names = secret_env_names(bindings, parent_env)
+    hardening.protect(secret_names)
+    for name, pid, command in hardening.exposed_in_ancestors([n for n in secret_names if parent_env.get(n)]):
+        log.warning("%s is also in the environment of process %d (%s), which the command can read "
+                    "(/proc/%d/environ); start the agent from a process without it (README: what is not promised)",
+                    name, pid, command, pid)
     home = paths.ensure_home()
     sweep_stale_runs(home)
     routes = [r for b in bindings for r in b.routes]

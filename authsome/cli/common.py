@@ -41,6 +41,14 @@ def add_connection(parser) -> None:
         "--connection",
         "-c",
         metavar="NAME",
-        default="default",
-        help="which account of the provider (default: %(default)s)",
+        default=None,
+        help="which account of the provider (default: the provider's default connection, "
+             "named 'default' unless set with `authsome default`)",
     )
+
+
+def connection_of(args, provider: str) -> str:
+    """The connection the command acts on: --connection, else the provider's default."""
+    from authsome.connections import connection_name
+
+    return connection_name(vault(), provider, args.connection)

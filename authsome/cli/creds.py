@@ -7,8 +7,8 @@ import datetime as dt
 import os
 
 from authsome import render
-from authsome.cli.common import add_connection, add_json, registry, vault
-from authsome.errors import NotConnected, UsageError
+from authsome.cli.common import add_connection, add_json, connection_of, registry, vault
+from authsome.errors import CredentialError, ExitCode, UsageError
 
 SECRET_FIELDS = ("access_token", "refresh_token", "id_token", "api_key")
 PLAIN_FIELDS = (
@@ -65,11 +65,12 @@ def _refuse_inside_run(what: str) -> None:
 
 
 def cmd_get(args) -> int:
-    from authsome.connections import find
+    from authsome.connections import find, fresh, missing
 
     if args.show_secret:
         _refuse_inside_run("Printing secrets")
     provider = registry().get(args.provider)
+    args.connection = connection_of(args, provider.name)
     conn = find(vault(), provider.name, args.connection)
     extra_names = {f.name for f in (provider.api_key.extra_fields if provider.api_key else ())}
     secret = provider.secret_fields()
@@ -79,17 +80,24 @@ def cmd_get(args) -> int:
             raise UsageError(f"Unknown field '{name}'.", "run `authsome get --help` for the list of fields")
         if conn is None:
             if name != "status":
-                raise NotConnected(provider.name, args.connection)
+                raise missing(vault(), provider.name, args.connection)
             value = "not_connected"
         else:
-            value = _field(conn, name)
-            if (name in SECRET_FIELDS or name in secret) and value is not None and not args.show_secret:
+            is_secret = name in SECRET_FIELDS or name in secret
+            if is_secret and not args.show_secret and _field(conn, name) is not None:
                 raise UsageError(f"'{name}' is a secret.", "add --show-secret to print it")
+            if is_secret and name == "access_token":
+                conn = fresh(vault(), conn, provider)  # as `export` does: a printed token must still work
+            value = _field(conn, name)
+            if value in (None, "", []):
+                raise CredentialError(f"Connection '{conn.name}' of '{provider.name}' has no {name}.",
+                                      "run `authsome get --help` for the fields; "
+                                      f"`authsome get {provider.name}` shows what the connection holds")
         if args.json:
             render.as_json({name: value})
         else:
-            render.out("" if value is None else (" ".join(value) if isinstance(value, list) else str(value)))
-        return 0
+            render.out(" ".join(value) if isinstance(value, list) else str(value))
+        return ExitCode.CREDENTIAL if name == "status" and value != "connected" else 0
 
     if conn is None:
         data = {"provider": provider.name, "connection": args.connection, "status": "not_connected"}
@@ -98,7 +106,7 @@ def cmd_get(args) -> int:
         else:
             render.key_values(list(data.items()))
             render.note(f"hint: run `authsome login {provider.name}" + ("" if args.connection == "default" else f" --connection {args.connection}") + "`")
-        return 0
+        return ExitCode.CREDENTIAL
 
     data = conn.to_dict() if args.show_secret else conn.redacted(secret)
     data = {"provider": conn.provider, "connection": conn.name, "status": conn.status(),
@@ -133,7 +141,7 @@ def cmd_export(args) -> int:
     from authsome.exports import render as render_values
 
     _refuse_inside_run("Exporting real credentials")
-    values = export_values(registry(), vault(), args.provider, args.connection if args.provider or args.connection != "default" else None)
+    values = export_values(registry(), vault(), args.provider, args.connection)
     text = render_values(values, args.format)
     if text:
         render.out(text)

@@ -78,7 +78,7 @@ def cmd_run(args) -> int:
     if args.resolve:
         resolve.install(args.resolve)
     selection = bindings.parse_selection(args.connection)
-    active = bindings.load(vault(), registry(), selection)
+    active = bindings.load(vault(), registry(), selection, warn=lambda text: render.note(f"authsome: {text}"))
     if not active:
         render.note("authsome: no connected provider; the command runs without credentials")
     _authsome_logs_to_stderr()

@@ -1,7 +1,11 @@
 """The OAuth client authsome logs in as: stored, from CI variables, typed in, or registered.
 
 Client credentials are stored encrypted per provider and reused by every
-later login and every refresh, until `authsome revoke PROVIDER`.
+later login and every refresh, until `authsome revoke PROVIDER`. A client
+typed in (the form, a prompt) or taken from CI variables is stored only once
+a token exchange succeeded with it (`remember`), so a mistyped client ID is
+never reused; `authsome login PROVIDER --reset-client` asks again without
+touching the connections.
 """
 
 from __future__ import annotations
@@ -27,17 +31,27 @@ def client_fields(provider: Provider) -> list[FormField]:
     return [CLIENT_ID, CLIENT_SECRET] if uses_secret(provider) else [CLIENT_ID]
 
 
-def known_client(provider: Provider, vault: Vault) -> ClientCredentials | None:
-    """The stored client, else one from `<NAME>_CLIENT_ID`/`_SECRET` (then stored)."""
+def known_client(provider: Provider, vault: Vault, *, use_stored: bool = True) -> ClientCredentials | None:
+    """The client from `<NAME>_CLIENT_ID`/`_SECRET` when set, else the stored one (unless `use_stored` is False)."""
     from_env = client_from_env(provider.name)
-    stored = vault.get_client(provider.name)
+    stored = vault.get_client(provider.name) if use_stored or from_env is not None else None
     if from_env is not None:
         client_id, secret = from_env
         if stored is None or (stored.client_id, stored.client_secret) != (client_id, secret):
-            stored = trust.stamped(provider, ClientCredentials(provider=provider.name, client_id=client_id,
-                                                               client_secret=secret, source="env"))
-            vault.put_client(stored)
+            return ClientCredentials(provider=provider.name, client_id=client_id, client_secret=secret, source="env")
     return stored
+
+
+def remember(provider: Provider, vault: Vault, client: ClientCredentials) -> None:
+    """Store `client` (after a token exchange succeeded with it), unless it is the stored one already."""
+    stored = vault.get_client(provider.name)
+    if stored is None or (stored.client_id, stored.client_secret, stored.registration) != \
+            (client.client_id, client.client_secret, client.registration):
+        vault.put_client(trust.stamped(provider, client))
+
+
+def reset_hint(provider: Provider) -> str:
+    return f"`authsome login {provider.name} --reset-client` enters the client ID and secret again (connections stay)"
 
 
 def _check_client_id(value: str) -> str:
@@ -48,14 +62,12 @@ def _check_client_id(value: str) -> str:
 
 
 def client_from_form(provider: Provider, vault: Vault, values: dict[str, str], *, source: str) -> ClientCredentials:
-    client = trust.stamped(provider, ClientCredentials(
+    return ClientCredentials(  # stored by `remember` once it worked
         provider=provider.name,
         client_id=_check_client_id(values.get("client_id", "")),
         client_secret=values.get("client_secret", "").strip() or None,
         source=source,  # type: ignore[arg-type]
-    ))
-    vault.put_client(client)
-    return client
+    )
 
 
 def prompt_client(provider: Provider, vault: Vault, ui: Interaction, *, redirect_uri: str | None,

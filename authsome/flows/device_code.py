@@ -12,7 +12,7 @@ import time
 
 from authsome.errors import AuthServerError, LoginError, Unreachable
 from authsome.flows import oauth_client
-from authsome.flows.clients import known_client, prompt_client
+from authsome.flows.clients import known_client, prompt_client, remember, reset_hint
 from authsome.flows.interaction import Interaction, LoginOptions
 from authsome.models import Connection, Provider
 from authsome.vault import Vault
@@ -32,7 +32,8 @@ def login(provider: Provider, vault: Vault, opts: LoginOptions, ui: Interaction,
     if not oauth.device_authorization_url:
         raise LoginError(f"'{provider.name}' does not support the device flow.", f"run `authsome login {provider.name}`")
     scopes = tuple(opts.scopes) if opts.scopes is not None else oauth.scopes
-    client = known_client(provider, vault) or prompt_client(provider, vault, ui, redirect_uri=None)
+    client = known_client(provider, vault, use_stored=not opts.reset_client) or \
+        prompt_client(provider, vault, ui, redirect_uri=None)
     sess = oauth_client.http_session()
 
     data = {"scope": oauth_client.scope_string(oauth, scopes)} if scopes else {}
@@ -40,7 +41,7 @@ def login(provider: Provider, vault: Vault, opts: LoginOptions, ui: Interaction,
     body = oauth_client.json_body(resp)
     if resp.status_code != 200 or body.get("error") or not body.get("device_code"):
         raise AuthServerError(body.get("error") or f"http_{resp.status_code}", body.get("error_description"),
-                              "check the client ID and that the device flow is enabled for the app")
+                              f"check that the device flow is enabled for the app; {reset_hint(provider)}")
     # Google calls it verification_url; RFC 8628 says verification_uri.
     uri = body.get("verification_uri") or body.get("verification_url")
     if not uri or not body.get("user_code"):
@@ -75,6 +76,7 @@ def login(provider: Provider, vault: Vault, opts: LoginOptions, ui: Interaction,
             error = token.get("error")
             if resp.status_code == 200 and not error and token.get("access_token"):
                 g = oauth_client.granted(token, scopes, oauth)
+                remember(provider, vault, client)  # it worked: kept for the next login and refreshes
                 return oauth_client.new_connection(provider, opts.connection, g, flow="device_code", base_url=opts.base_url)
             if error == "authorization_pending":
                 continue
@@ -87,7 +89,8 @@ def login(provider: Provider, vault: Vault, opts: LoginOptions, ui: Interaction,
             if error == "access_denied":
                 raise AuthServerError("access_denied", token.get("error_description"),
                                       "approve the request on the verification page to log in")
-            raise AuthServerError(error or f"http_{resp.status_code}", token.get("error_description"))
+            raise AuthServerError(error or f"http_{resp.status_code}", token.get("error_description"),
+                                  reset_hint(provider) if error in ("invalid_client", "unauthorized_client") else None)
     finally:
         ui.done_waiting()
 

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from authsome.errors import AuthsomeError, LoginError
+from authsome.errors import AuthsomeError, LoginError, LoginTimeout
 from authsome.flows import pages
 
 DEFAULT_PORT = 7998
@@ -125,7 +125,7 @@ class LoginPage:
 
     def wait(self, timeout: float) -> Any:
         if not self._done.wait(timeout):
-            raise LoginError(
+            raise LoginTimeout(
                 f"Timed out after {int(timeout)} s waiting for the login to finish in the browser.",
                 "run the login again (use --timeout SECONDS for more time)",
             )

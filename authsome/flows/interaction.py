@@ -26,6 +26,7 @@ class LoginOptions:
     base_url: str | None = None
     timeout: float = DEFAULT_TIMEOUT
     port: int = DEFAULT_PORT
+    reset_client: bool = False  # ask for the OAuth client again instead of using the stored one
 
 
 class Interaction(Protocol):

@@ -17,9 +17,17 @@ from urllib.parse import urlsplit
 
 from authlib.integrations.base_client.errors import OAuthError
 
-from authsome.errors import AuthServerError, LoginError, StateMismatch
+from authsome.errors import AuthServerError, LoginError, LoginTimeout, StateMismatch
 from authsome.flows import oauth_client
-from authsome.flows.clients import client_fields, client_from_form, known_client, prompt_client, uses_secret
+from authsome.flows.clients import (
+    client_fields,
+    client_from_form,
+    known_client,
+    prompt_client,
+    remember,
+    reset_hint,
+    uses_secret,
+)
 from authsome.flows.form_server import LoginPage
 from authsome.flows.interaction import Interaction, LoginOptions
 from authsome.models import ClientCredentials, Connection, Provider
@@ -44,7 +52,7 @@ class PkceLogin:
             raise LoginError(f"'{provider.name}' has no authorization_url, so the browser flow cannot run.",
                              f"try `authsome login {provider.name} --flow device_code`")
         self.scopes = tuple(opts.scopes) if opts.scopes is not None else self.oauth.scopes
-        self.client = client or known_client(provider, vault)
+        self.client = client or known_client(provider, vault, use_stored=not opts.reset_client)
         self.state = secrets.token_urlsafe(32)
         self.verifier = secrets.token_urlsafe(64)
         self.result: Connection | None = None
@@ -94,17 +102,15 @@ class PkceLogin:
                 code_verifier=self.verifier if self.oauth.pkce else None,
             )
         except OAuthError as exc:
-            if exc.error == "invalid_client" and self.client.source != "dcr":
-                self.vault.delete_client(self.provider.name)
-                raise oauth_client.server_error(
-                    exc, f"the client credentials were rejected and forgotten; run `authsome login {self.provider.name}` to enter them again"
-                ) from None
+            if exc.error in ("invalid_client", "unauthorized_client") and self.client.source != "dcr":
+                raise oauth_client.server_error(exc, f"the client ID or secret was refused; {reset_hint(self.provider)}") from None
             raise oauth_client.server_error(exc) from None
         except Exception as exc:
             if isinstance(exc, LoginError):
                 raise
             raise oauth_client.network_error(self.oauth.token_url, exc) from None
         g = oauth_client.granted(token, self.scopes, self.oauth)
+        remember(self.provider, self.vault, self.client)  # it worked: kept for the next login and refreshes
         return oauth_client.new_connection(self.provider, self.opts.connection, g, flow=self.flow, base_url=self.opts.base_url)
 
     # -- the run ----------------------------------------------------------------
@@ -138,7 +144,11 @@ class PkceLogin:
                 self._read_pasted()
             else:
                 ui.notice(f"Opened the browser; waiting up to {int(opts.timeout)} s for the login to finish.")
-            self.page.wait(opts.timeout)
+            try:
+                self.page.wait(opts.timeout)
+            except LoginTimeout as exc:
+                exc.hint = f"{exc.hint}; if the provider refused the client, {reset_hint(self.provider)}"
+                raise
         assert self.result is not None
         return self.result
 

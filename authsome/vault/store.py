@@ -29,6 +29,8 @@ PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CONNECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CONN_PREFIX, SUFFIX = "conn.", ".json"
 CLIENT_FILE = "client.json"
+DEFAULT_FILE = "default-connection"  # the name of the provider's default connection, when not "default"
+DEFAULT_NAME = "default"
 
 
 def check_provider_name(name: str) -> str:
@@ -207,6 +209,23 @@ class Vault:
             for n in names
             if n.startswith(CONN_PREFIX) and n.endswith(SUFFIX)
         )
+
+    def default_connection(self, provider: str) -> str:
+        """The connection commands use when none is named: the one set with `authsome default`, else "default"."""
+        try:
+            name = (self.root / check_provider_name(provider) / DEFAULT_FILE).read_text().strip()
+        except OSError:
+            return DEFAULT_NAME
+        return name if CONNECTION_NAME.match(name) and name in self.connection_names(provider) else DEFAULT_NAME
+
+    def set_default_connection(self, provider: str, name: str) -> None:
+        check_connection_name(name)
+        path = self.root / check_provider_name(provider) / DEFAULT_FILE
+        if name == DEFAULT_NAME:
+            path.unlink(missing_ok=True)
+            return
+        paths.ensure_dir(path.parent)
+        paths.atomic_write(path, name.encode() + b"\n")
 
     def providers_with_records(self) -> list[str]:
         try:

@@ -74,7 +74,7 @@ def test_logout_and_revoke_remove_local_records(cli, home):
     assert r.code == 0 and "logged out of x (work)" in r.out
     assert v.connection_names("x") == ["default"]
     assert "nothing to do" in cli(["logout", "x", "--connection", "work"]).out
-    data = json.loads(cli(["revoke", "x", "--json"]).out)
+    data = json.loads(cli(["revoke", "x", "--yes", "--json"]).out)
     # api.twitter.com is unreachable here: remote revocation warns, local removal still happens.
     assert data.pop("warnings") and data == {"provider": "x", "connections_removed": ["default"], "client_removed": True}
     assert v.connection_names("x") == [] and v.get_client("x") is None

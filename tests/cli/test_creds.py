@@ -26,7 +26,7 @@ def connected(home):
 
 def test_fresh_home_status_is_not_connected(cli, home):
     r = cli(["get", "x", "--field", "status"])
-    assert (r.code, r.out) == (0, "not_connected\n")
+    assert (r.code, r.out) == (4, "not_connected\n")  # scripts can test the status by its exit code
     assert oct(home.stat().st_mode & 0o777) == "0o700"
 
 

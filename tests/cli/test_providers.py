@@ -20,14 +20,14 @@ def test_seed_override_flow_in_the_default_home(tmp_path):
     script = (
         "unset AUTHSOME_HOME\n"
         "set -e\n"
-        "authsome get x --field status\n"
+        "authsome get x --field status || echo \"status=$?\"\n"  # not connected yet: exit 4
         "authsome inspect x > ~/.authsome/providers/x.json\n"
         "authsome list\n"
     )
     r = _shell(script, env)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0] == "not_connected"
+    assert lines[:2] == ["not_connected", "status=4"]
     row = next(line for line in lines if line.startswith("x "))
     assert row.split()[1] == "custom"
     home = tmp_path / ".authsome"

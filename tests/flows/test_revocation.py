@@ -25,7 +25,7 @@ def test_logout_revokes_both_tokens_then_deletes(oauth, connect_x, x_env):
 def test_revoke_removes_every_connection_and_the_client(oauth, connect_x, x_env):
     connect_x()
     connect_x(name="work", account="bob")
-    r = run_cli(["revoke", "x", "--json"], env=x_env)
+    r = run_cli(["revoke", "x", "--yes", "--json"], env=x_env)
     assert r.code == 0
     assert oauth.stats()["revocations"] == 4
     v = Vault.open()
