@@ -10,8 +10,16 @@ request as it is at that moment (after any hook, edit or UI intercept), and
 returns what to send. No flow object ever holds the credential, and the last
 check runs against the real destination.
 
+WebSocket control frames (pings, pongs, close reasons) have no addon hook;
+for a server connection registered with `scrub_websocket_control`, their
+payloads are scrubbed as mitmproxy reads them, before it logs or relays them.
+
+The error pages mitmproxy writes to the client itself (a 502 for a malformed
+upstream response) quote what the server sent ("Invalid header line:
+b'...'"), past every addon hook; they keep only the words before the quote.
+
 This patches private mitmproxy API, hence the `<13` pin;
-tests/addons/test_wire.py checks that the patch points exist and are used.
+tests/addons/test_inject.py checks that the patch points exist and are used.
 A function that raises sends the request as it is (without a credential).
 """
 
@@ -36,6 +44,15 @@ def on_send(request: http.Request, rewrite: Rewrite) -> None:
     """Serialize `request` from `rewrite(server, request)` each time it is sent."""
     install()
     _rewrites[request] = rewrite
+
+
+_control_scrubbers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def scrub_websocket_control(server: connection.Server, scrub: Callable[[bytes], bytes]) -> None:
+    """Pass ping/pong payloads and close reasons read from `server` through `scrub`."""
+    install()
+    _control_scrubbers[server] = scrub
 
 
 def head_copy(request: http.Request) -> http.Request:
@@ -76,7 +93,40 @@ def install() -> None:
     def format_h2_request_headers(context, event):
         return h2_format(context, dataclasses.replace(event, request=_outgoing(context, event.request)))
 
+    import wsproto.events
+    from mitmproxy.proxy.layers import websocket as websocket_layer
+    from mitmproxy.proxy.layers.http import _base
+
+    read_events = websocket_layer.WebsocketConnection.events
+
+    def events(self):
+        scrub = _control_scrubbers.get(self.conn)
+        for event in read_events(self):
+            if scrub is not None and isinstance(event, (wsproto.events.Ping, wsproto.events.Pong)):
+                event = type(event)(payload=scrub(bytes(event.payload))[:125])
+            elif scrub is not None and isinstance(event, wsproto.events.CloseConnection) and event.reason:
+                event = wsproto.events.CloseConnection(code=event.code,
+                                                       reason=scrub(event.reason.encode())[:123].decode(errors="ignore"))
+            yield event
+
+    websocket_layer.WebsocketConnection.events = events
+
+    base_format_error = _base.format_error
+
+    def format_error(status_code: int, message: str) -> bytes:
+        return base_format_error(status_code, plain_error(message))
+
     _http1.Http1Client.send = send
     _http2.format_h2_request_headers = format_h2_request_headers
     _http3.format_h2_request_headers = format_h2_request_headers
+    for module in (_http1, _http2, _http3):
+        module.format_error = format_error
     _installed = True
+
+
+def plain_error(message: str) -> str:
+    """An error message without the bytes it quotes (which may be a server echoing the credential)."""
+    if "'" not in message and '"' not in message:
+        return message
+    head = message.split(":", 1)[0].strip() if ":" in message else ""
+    return head if head and "'" not in head and '"' not in head else "the upstream server's response could not be read"

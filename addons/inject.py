@@ -18,6 +18,7 @@ import asyncio
 
 from mitmproxy import ctx, http
 
+from authsome.addons import _wire
 from authsome.addons._runtime import META, declare, log, runtime
 from authsome.errors import AuthsomeError
 
@@ -25,6 +26,7 @@ from authsome.errors import AuthsomeError
 class Inject:
     def load(self, loader) -> None:
         declare(loader)
+        _wire.install()
 
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.get(META) or {}

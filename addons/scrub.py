@@ -5,8 +5,8 @@ has each secret of the host's connection, and whatever was written on the
 wire for the request, replaced with the placeholder (`authsome.scrub`):
 
 - header values, as soon as the response headers arrive (before any viewer);
-- a small body (a known length up to `BUFFER_LIMIT`) whole, with its length
-  corrected;
+- a small body (a known length up to `BUFFER_LIMIT`) whole, decoded with
+  authsome's own strict decoders and sent decoded, its length corrected;
 - anything larger or of unknown length while it streams (server-sent events
   stay live); such a body loses its Content-Length and, when it was encoded,
   its Content-Encoding (it is decoded on the way to be searched), and is
@@ -14,8 +14,8 @@ wire for the request, replaced with the placeholder (`authsome.scrub`):
   than chunked, or a switch to a protocol other than WebSocket gets a 502;
 - the reason phrase, header names, and trailers (also of streamed bodies).
 
-WebSocket control frames (ping payloads, close reasons) pass through
-unread: mitmproxy gives addons no hook for them.
+WebSocket control frames (ping and pong payloads, close reasons), for which
+mitmproxy has no hook, are scrubbed as they are read (`_wire`).
 
 Every other response streams through untouched, except a 401 the Refresh
 addon holds. Addon order matters: Scrub runs before Refresh, whose `response`
@@ -27,6 +27,7 @@ from __future__ import annotations
 from mitmproxy import ctx, http
 
 from authsome import scrub
+from authsome.addons import _wire
 from authsome.addons._runtime import META, declare, held_for_refresh, runtime
 
 BUFFER_LIMIT = 1 << 20
@@ -83,6 +84,7 @@ class _Stream:
 class Scrub:
     def load(self, loader) -> None:
         declare(loader)
+        _wire.install()
 
     def _scrubber(self, flow: http.HTTPFlow) -> scrub.Scrubber:
         return scrub.Scrubber(runtime(ctx.options).secrets_for(flow))
@@ -110,8 +112,7 @@ class Scrub:
         length = response.headers.get("content-length", "")
         if length.isdigit() and int(length) <= BUFFER_LIMIT:
             return  # small: scrubbed whole in `response`
-        encodings = [e.strip() for e in response.headers.get("content-encoding", "identity").split(",")]
-        encodings = [e for e in encodings if e.lower() not in ("", "identity")]
+        encodings = scrub.codings(response.headers.get("content-encoding", ""))
         try:
             decoders = [scrub.Decoder(e) for e in reversed(encodings)]
         except ValueError:
@@ -136,17 +137,35 @@ class Scrub:
             _scrub_headers(flow.response.trailers, scrubber)
         if flow.response.stream:
             return
-        _scrub_headers(flow.response.headers, scrubber)
-        flow.response.reason = scrubber.text(flow.response.reason)
-        if flow.response.raw_content:
-            try:
-                content = flow.response.get_content(strict=True)
-            except ValueError:
-                flow.response = _refused("the response is in an encoding that cannot be checked for the credential")
-                return
-            scrubbed = scrubber.all(content)
-            if scrubbed != content:
-                flow.response.content = scrubbed
+        response = flow.response
+        _scrub_headers(response.headers, scrubber)
+        response.reason = scrubber.text(response.reason)
+        if not response.raw_content:
+            return
+        encodings = scrub.codings(response.headers.get("content-encoding", ""))
+        try:
+            body = scrub.decode_all(response.raw_content, encodings)
+        except ValueError:
+            flow.response = _refused("the response is in an encoding that cannot be checked for the credential")
+            return
+        scrubbed = scrubber.all(body)
+        if encodings or scrubbed != response.raw_content:
+            # What was searched is what is sent: decoded here, not by each client its own way.
+            response.headers.pop("content-encoding", None)
+            response.raw_content = scrubbed
+            if "content-length" in response.headers:
+                response.headers["content-length"] = str(len(scrubbed))
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        # The Audit addon records this message, and a UI shows it.
+        if flow.error and _routed(flow):
+            flow.error.msg = self._scrubber(flow).text(flow.error.msg)
+
+    def websocket_start(self, flow: http.HTTPFlow) -> None:
+        if _routed(flow):
+            scrubber = self._scrubber(flow)
+            if scrubber:
+                _wire.scrub_websocket_control(flow.server_conn, scrubber.all)
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         message = flow.websocket.messages[-1] if flow.websocket else None

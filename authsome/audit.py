@@ -49,14 +49,13 @@ def read_with_offset(home: Path | None = None, last: int | None = None) -> tuple
     except FileNotFoundError:
         return [], 0
     offset = data.rfind(b"\n") + 1  # a line still being written is left to `follow`
-    lines = data[:offset].decode(errors="replace").splitlines()
     records = []
-    for line in lines[-last:] if last else lines:
+    for line in data[:offset].decode(errors="replace").splitlines():
         try:
             records.append(json.loads(line))
         except ValueError:
-            continue  # a line cut short by a crash
-    return records, offset
+            continue  # a line cut short by a crash: not a record, not counted
+    return (records[-last:] if last else records), offset
 
 
 def follow(home: Path | None = None, offset: int = 0, poll: float = 0.25) -> Iterator[dict]:

@@ -85,6 +85,12 @@ class DefinitionChanged(ProviderError):
     code = "definition_changed"
 
 
+class DefinitionUnconfirmed(ProviderError):
+    """A custom definition nobody confirmed (a file written into the home) is about to get a first credential."""
+
+    code = "definition_unconfirmed"
+
+
 class ProviderInvalid(ProviderError):
     """A definition file that does not validate: which file, which field, why."""
 
@@ -211,6 +217,24 @@ class NeedsInteraction(LoginError):
 
 class LoginTimeout(LoginError):
     code = "login_timeout"
+
+
+class CommandNotStarted(AuthsomeError):
+    """`authsome run` could not start the command: exits as a shell would (127 not found, 126 not executable)."""
+
+    code = "command_not_started"
+
+    @classmethod
+    def not_found(cls, command: str) -> CommandNotStarted:
+        exc = cls(f"Command not found: {command}.", "check the command after `--` (and PATH)")
+        exc.exit_code = 127
+        return exc
+
+    @classmethod
+    def not_executable(cls, command: str, why: str, hint: str) -> CommandNotStarted:
+        exc = cls(f"Cannot execute {command}: {why}.", hint)
+        exc.exit_code = 126
+        return exc
 
 
 class ProxyError(AuthsomeError):

@@ -87,6 +87,7 @@ class Provider:
     api_key: ApiKeyConfig | None = None
     description: str | None = None
     docs_url: str | None = None
+    user_info: tuple[str, str] | None = None  # (URL, dotted path of the account name in its JSON)
     source: Literal["bundled", "custom"] = "bundled"
     path: str | None = None
     # The definition exactly as written, for `inspect` (pipe-able back).

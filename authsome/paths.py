@@ -29,23 +29,43 @@ def home() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".authsome"
 
 
+HOME_HINT = "point AUTHSOME_HOME at a directory of your own (it is created 0700), or unset it for ~/.authsome"
+# What a home holds; a loose directory with anything else in it is not authsome's to tighten.
+HOME_ENTRIES = {"providers", "vault", "master.key", "audit.log", "audit.log.1", "runs", "cache"}
+
+
 def ensure_dir(path: Path) -> Path:
-    """Create `path` (and parents) with mode 0700; tighten an existing one we own."""
+    """Create `path` (and parents) with mode 0700; tighten an existing one of ours that others can open."""
     try:
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "it is a file, not a directory")
         path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        if path.stat().st_mode & 0o077:
+            path.chmod(DIR_MODE)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "Permission denied")
     except OSError as exc:
-        raise AuthsomeError(
-            f"Cannot create directory {path}: {exc.strerror}.",
-            "set AUTHSOME_HOME to a writable directory",
-        ) from None
-    if path.stat().st_mode & 0o077:
-        path.chmod(DIR_MODE)
+        raise AuthsomeError(f"Cannot use the directory {path}: {exc.strerror or 'not usable'}.", HOME_HINT) from None
     return path
 
 
 def ensure_home() -> Path:
-    """The home with its fixed sub-directories, created on first use."""
-    root = ensure_dir(home())
+    """The home with its fixed sub-directories, created on first use.
+
+    An existing directory that others can open is tightened only when it
+    holds nothing but authsome's own files: `AUTHSOME_HOME=/tmp` must not
+    turn /tmp into a 0700 directory.
+    """
+    root = home()
+    try:
+        loose = root.is_dir() and root.stat().st_mode & 0o077
+        foreign = loose and set(os.listdir(root)) - HOME_ENTRIES
+    except OSError as exc:
+        raise AuthsomeError(f"Cannot use the directory {root}: {exc.strerror}.", HOME_HINT) from None
+    if foreign:
+        raise AuthsomeError(f"AUTHSOME_HOME ({root}) is a directory others can open, holding files that are not "
+                            "authsome's; it will not be made private.", HOME_HINT)
+    ensure_dir(root)
     ensure_dir(root / "providers")
     ensure_dir(root / "vault")
     return root

@@ -174,18 +174,18 @@ class Proxy:
             self._thread.join(timeout)
 
 
-# Options that decide what is trusted, intercepted, injected or exposed. Once the
-# proxy runs they stay as `run` set them: the web UI can change options, and a
-# child that learned its token (stderr redirected to a file it can read) could
-# otherwise set ssl_insecure or authsome_resolve and receive the credential.
-FROZEN_PREFIXES = ("ssl_", "authsome_", "web_", "tls_", "listen_", "ignore_", "allow_", "tcp_", "udp_")
-FROZEN = {"mode", "confdir", "upstream_cert", "proxyauth", "connection_strategy", "upstream_auth", "certs",
-          "client_certs", "cert_passphrase", "keep_host_header", "validate_inbound_headers", "rawtcp", "http2",
-          "http3", "store_streamed_bodies", "body_size_limit", "server", "add_upstream_certs_to_client_chain"}
+# Once the proxy runs, only these options may change (from the web UI: what to
+# intercept and how to show it). Everything else stays as `run` set it: a child
+# that learned the UI's token (stderr redirected to a file it can read) could
+# otherwise set ssl_insecure or authsome_resolve, load a script into this
+# process, or rewrite bodies so an echo escapes Scrub.
+ADJUSTABLE = {"intercept", "intercept_active", "view_filter", "view_order", "view_order_reversed",
+              "web_columns", "content_view_lines_cutoff", "showhost", "flow_detail", "termlog_verbosity",
+              "save_stream_file", "save_stream_filter"}
 
 
 def frozen(name: str) -> bool:
-    return name in FROZEN or name.startswith(FROZEN_PREFIXES)
+    return name not in ADJUSTABLE
 
 
 def _run_options(base):

@@ -10,6 +10,7 @@ when the child exits.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import resource
@@ -34,7 +35,7 @@ from authsome.envnames import (
 from authsome.bindings import Binding
 from authsome.certs import ca as run_ca
 from authsome.certs import trust
-from authsome.errors import Terminated, UsageError
+from authsome.errors import CommandNotStarted, Terminated, UsageError
 from authsome.providers.routes import normalize_host
 from authsome.vault import Vault
 
@@ -304,9 +305,14 @@ def spawn(argv: Sequence[str], env: dict[str, str], stop: StopRequest | None = N
             with _inherited_descriptor_limit():
                 child = subprocess.Popen(list(argv), env=env)
         except FileNotFoundError:
-            raise UsageError(f"Command not found: {argv[0]}.", "check the command after `--`") from None
+            raise CommandNotStarted.not_found(argv[0]) from None
         except PermissionError:
-            raise UsageError(f"Permission denied running {argv[0]}.") from None
+            raise CommandNotStarted.not_executable(argv[0], "permission denied", f"make it executable: chmod +x {argv[0]}") from None
+        except OSError as exc:
+            if exc.errno == errno.ENOEXEC:
+                raise CommandNotStarted.not_executable(
+                    argv[0], "exec format error", "a script needs a first line such as #!/bin/sh (or run it with its interpreter)") from None
+            raise CommandNotStarted.not_executable(argv[0], exc.strerror or type(exc).__name__, "check the command after `--`") from None
         for signum in pending:
             forward(signum, None)
         while True:

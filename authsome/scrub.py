@@ -86,13 +86,20 @@ class Scrubber:
 
 
 class Decoder:
-    """Incremental decoding of one Content-Encoding; `feed(b"")` flushes."""
+    """Incremental decoding of one Content-Encoding; `feed(b"")` flushes.
+
+    Strict where clients are lenient in different ways: a gzip body of several
+    members is decoded whole (as gunzip and urllib3 do), and bytes after the
+    end of any other stream are refused (ValueError), so what is searched is
+    what any client would read.
+    """
 
     def __init__(self, encoding: str):
         encoding = encoding.strip().lower()
         if encoding not in DECODABLE:
             raise ValueError(encoding)
         self._encoding = encoding
+        self._done = False
         if encoding in ("gzip", "x-gzip"):
             self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif encoding == "deflate":
@@ -111,10 +118,29 @@ class Decoder:
             self._zstd = zstd.ZstdDecompressor()
 
     def feed(self, data: bytes) -> bytes:
+        try:
+            return self._feed(data)
+        except ValueError:
+            raise
+        except Exception as exc:  # zlib.error, brotli.error, ZstdError
+            raise ValueError(f"{self._encoding} body is damaged: {type(exc).__name__}") from None
+
+    def _feed(self, data: bytes) -> bytes:
         if self._encoding == "br":
-            return self._br.process(data) if data else b""
+            if not data:
+                if not self._br.is_finished():
+                    raise ValueError("br body ends early")
+                return b""
+            return self._br.process(data)
         if self._encoding == "zstd":
-            return self._zstd.decompress(data) if data else b""
+            if not data:
+                return b""
+            if self._zstd.eof and data:
+                raise ValueError("data after the end of the zstd body")
+            out = self._zstd.decompress(data)
+            if self._zstd.eof and self._zstd.unused_data:
+                raise ValueError("data after the end of the zstd body")
+            return out
         if self._encoding == "deflate" and self._z is None:
             self._first += data
             if len(self._first) < 2 and data:
@@ -122,4 +148,27 @@ class Decoder:
             wrapped = len(self._first) >= 2 and (self._first[0] & 0x0F) == 8 and int.from_bytes(self._first[:2], "big") % 31 == 0
             self._z = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
             data, self._first = self._first, b""
-        return self._z.decompress(data) if data else self._z.flush()
+        if not data:
+            return self._z.flush()
+        out = b""
+        while data:
+            if self._z.eof:
+                if self._encoding == "deflate":
+                    raise ValueError("data after the end of the deflate body")
+                self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)  # the next gzip member
+            out += self._z.decompress(data)
+            data = self._z.unused_data if self._z.eof else b""
+        return out
+
+
+def decode_all(data: bytes, encodings: list[str]) -> bytes:
+    """A whole body decoded through `encodings` (as listed in Content-Encoding, applied in order)."""
+    for encoding in reversed(encodings):
+        decoder = Decoder(encoding)
+        data = decoder.feed(data) + decoder.feed(b"")
+    return data
+
+
+def codings(value: str) -> list[str]:
+    """The encodings a Content-Encoding header lists, without `identity`."""
+    return [c.strip().lower() for c in value.split(",") if c.strip() and c.strip().lower() != "identity"]

@@ -280,7 +280,7 @@ def test_exit_status_of_the_child(x_connected, trusting_env):
     assert run(["--", "sh", "-c", "exit 7"], trusting_env).code == 7
     assert run(["--", "sh", "-c", "kill -TERM $$"], trusting_env).code == 128 + signal.SIGTERM
     r = run(["--", "definitely-not-a-command-xyz"], trusting_env)
-    assert r.code == 2 and "Command not found" in r.err
+    assert r.code == 127 and "Command not found" in r.err  # as a shell reports it
     assert run([], trusting_env).code == 2
 
 

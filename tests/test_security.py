@@ -102,6 +102,7 @@ def acme_oauth(oauth, cli, tmp_path, home):
     definition = json.loads(cli(["inspect", "x"]).out)
     definition.update(name="acmeoauth", display_name="Acme OAuth", api_url="api.acme.test",
                       export={"access_token": "ACMEOAUTH_ACCESS_TOKEN"})
+    definition.pop("user_info")  # X's user endpoint is not on these routes
     (tmp_path / "acmeoauth.json").write_text(json.dumps(definition))
     assert cli(["register", str(tmp_path / "acmeoauth.json")]).code == 0
     tokens = oauth.issue()
@@ -249,7 +250,7 @@ def test_a_placeholder_inside_an_encoding_the_child_chose_is_never_filled(api, x
     assert TOKEN not in r.out and TOKEN not in api.everything_seen()
 
 
-@pytest.mark.parametrize("where", ["reason", "header-name", "trailer", "transfer-coding", "upgrade"])
+@pytest.mark.parametrize("where", ["malformed", "reason", "header-name", "trailer", "transfer-coding", "upgrade"])
 def test_echoes_in_unusual_places_are_scrubbed_or_refused(where, x_connected, trusting_env, test_ca, tmp_path):
     """A raw server quoting what it got in the reason phrase, a header name, a trailer of a streamed body,
     a gzip transfer-coding the client asked for with TE, or the bytes after a switch to another protocol."""
@@ -273,6 +274,7 @@ def test_echoes_in_unusual_places_are_scrubbed_or_refused(where, x_connected, tr
             auth = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
                         if line.lower().startswith(b"authorization:"))
             replies = {
+                "malformed": b"HTTP/1.1 200 OK\r\nX-Fine: 1\r\n" + auth + b"\r\n\r\n",  # mitmproxy's 502 quoted it
                 "reason": b"HTTP/1.1 401 " + auth + b"\r\nContent-Length: 0\r\n\r\n",
                 "header-name": b"HTTP/1.1 200 OK\r\nX-" + auth.replace(b" ", b"-") + b": 1\r\nContent-Length: 0\r\n\r\n",
                 "trailer": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Echo\r\n\r\n"
@@ -294,20 +296,100 @@ def test_echoes_in_unusual_places_are_scrubbed_or_refused(where, x_connected, tr
     assert TOKEN not in r.out + r.err
 
 
+@pytest.mark.parametrize("encoding", ["gzip-of-two-members", "base64"])
+def test_a_body_is_searched_exactly_as_clients_decode_it(encoding, x_connected, trusting_env, test_ca, tmp_path):
+    """mitmproxy decodes one gzip member where clients read them all, and 'base64' where clients decode nothing."""
+    import base64
+    import gzip as gz
+    import threading
+
+    from tests.support.tls import make_leaf
+
+    leaf = make_leaf(test_ca, tmp_path, ["api.twitter.com"], stem="raw")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(leaf.cert, leaf.key)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        conn, _ = listener.accept()
+        with ctx.wrap_socket(conn, server_side=True) as s:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(65536)
+            auth = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"authorization:"))
+            body, coding = ((gz.compress(b"ok ") + gz.compress(auth), b"gzip") if encoding == "gzip-of-two-members"
+                            else (base64.b64encode(auth), b"base64"))
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Encoding: " + coding + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            time.sleep(0.5)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        r = run(["--resolve", f"api.twitter.com:443:127.0.0.1:{listener.getsockname()[1]}", "--", *child('''
+            import base64, requests
+            r = requests.get("https://api.twitter.com/x", headers={"Authorization": "Bearer authsome-proxy-managed"})
+            print(r.status_code, r.text)
+            try:
+                print(base64.b64decode(r.content).decode(errors="replace"))
+            except Exception:
+                pass''')], trusting_env, timeout=60)
+    finally:
+        listener.close()
+    assert TOKEN not in r.out + r.err, r.out
+
+
+def test_a_token_endpoint_that_quotes_the_refresh_token_hands_the_child_nothing(api, cli, tmp_path, trusting_env):
+    definition = {"name": "acmetok", "display_name": "Acme", "auth_type": "oauth2", "flow": "pkce",
+                  "oauth": {"authorization_url": "https://api.acme.test/authorize", "token_url": "https://api.acme.test/oauth-echo",
+                            "scopes": []},
+                  "api_url": "api.acme.test", "export": {"access_token": "ACMETOK_ACCESS_TOKEN"}}
+    (tmp_path / "acmetok.json").write_text(json.dumps(definition))
+    assert cli(["register", str(tmp_path / "acmetok.json")]).code == 0
+    vault = Vault.open()
+    vault.put_client(ClientCredentials(provider="acmetok", client_id="cid", client_secret="client-secret-" + "Z" * 20))
+    vault.put_connection(Connection(provider="acmetok", access_token=TOKEN, refresh_token="refresh-" + TOKEN,
+                                    expires_at=time.time() - 5))
+    r = run([*api.resolve("api.acme.test"), "--", "curl", "-sS", "https://api.acme.test/echo"], trusting_env)
+    assert "could not refresh" in r.err  # the warning came, without what the server quoted
+    assert "refresh-" + TOKEN not in r.err and "client-secret-" not in r.err and "Y2lk" not in r.err
+
+
+def test_a_definition_planted_before_the_first_login_does_not_get_the_key(cli, home):
+    """The agent writes providers/openai.json (the bundled one plus its own host); the user logs in later."""
+    OPENAI_KEY = "sk-" + "k" * 40
+    planted = json.loads(cli(["inspect", "openai"]).out)
+    planted["api_url"] = [planted["api_url"]] if isinstance(planted["api_url"], str) else planted["api_url"]
+    planted["api_url"].append("other.test")
+    (home / "providers").mkdir(parents=True, exist_ok=True)
+    (home / "providers" / "openai.json").write_text(json.dumps(planted))
+    login = cli(["login", "openai"], input=OPENAI_KEY)
+    assert login.code == 3 and "never confirmed" in login.err and "other.test" in login.err
+    assert not (home / "vault" / "openai").exists()
+    (home / "providers" / "openai.json").write_text(cli(["inspect", "openai"]).out)  # still the planted one
+    assert cli(["login", "openai"], input=OPENAI_KEY).code == 3
+    (home / "providers" / "openai.json").unlink()
+    (home / "providers" / "openai.json").write_text(json.dumps(json.loads(cli(["inspect", "openai"]).out)))
+    assert cli(["login", "openai"], input=OPENAI_KEY).code == 0  # a copy of the bundled one needs no confirmation
+
+
 def test_a_websocket_handshake_and_its_messages_hand_back_only_the_placeholder(api, x_connected, trusting_env):
     r = run([*api.resolve("api.twitter.com"), "--", *child(f'''
         import asyncio, os, aiohttp
         async def main():
             async with aiohttp.ClientSession() as s:  # aiohttp takes no proxy from the env for wss://
                 async with s.ws_connect("wss://api.twitter.com/ws", protocols=["{PLACEHOLDER}"], proxy=os.environ["HTTPS_PROXY"],
-                                        headers={{"Authorization": "Bearer {PLACEHOLDER}"}}) as ws:
+                                        headers={{"Authorization": "Bearer {PLACEHOLDER}"}}, autoping=False) as ws:
                     print(ws.protocol)
                     print((await ws.receive()).data)
+                    print("ping", (await ws.receive()).data.decode())
+                    close = await ws.receive()
+                    print("close", close.extra)
         asyncio.run(main())''')], trusting_env)
     assert r.code == 0, r.err
     seen = api.seen[0]["headers"]
     assert seen["sec-websocket-protocol"] == PLACEHOLDER and seen["authorization"] == f"Bearer {TOKEN}"
-    assert r.out.splitlines() == [PLACEHOLDER, f"you sent Authorization: Bearer {PLACEHOLDER}"]
+    assert r.out.splitlines() == [PLACEHOLDER, f"you sent Authorization: Bearer {PLACEHOLDER}",
+                                  f"ping Bearer {PLACEHOLDER}", f"close Bearer {PLACEHOLDER}"]
 
 
 def test_a_slot_sent_many_times_is_refused_not_filled_many_times(api, x_connected, trusting_env):
@@ -562,9 +644,12 @@ def test_a_child_that_learns_the_web_ui_token_cannot_loosen_the_proxy(api, x_con
             ui.cookies.set("_mitmproxy_xsrf", "x")
             x = {"X-XSRFToken": "x"}
             for name, value in [("ssl_insecure", True), ("authsome_resolve", ["api.twitter.com:443:127.0.0.1:9"]),
-                                ("proxyauth", None), ("mode", ["regular@0.0.0.0:0"]), ("web_host", "0.0.0.0")]:
+                                ("proxyauth", None), ("mode", ["regular@0.0.0.0:0"]), ("web_host", "0.0.0.0"),
+                                ("scripts", ["/tmp/evil.py"]), ("modify_body", ["/~s/c/c."]), ("anticomp", True)]:
                 out[name] = ui.put("/options", json={name: value}, headers=x).status_code
             out["reset"] = ui.post("/commands/options.reset", json={"arguments": []}, headers=x).json()
+            out["script"] = ui.post("/commands/script.run", json={"arguments": ["@all", "/tmp/evil.py"]}, headers=x).json()
+            out["intercept"] = ui.put("/options", json={"intercept": "~q"}, headers=x).status_code  # still allowed
             out["ssl_insecure_now"] = ui.get("/options").json()["ssl_insecure"]["value"]
         print(json.dumps(out))''')
     with log.open("w") as err:
@@ -572,8 +657,10 @@ def test_a_child_that_learns_the_web_ui_token_cannot_loosen_the_proxy(api, x_con
                               env={**os.environ, **trusting_env}, stdout=subprocess.PIPE, stderr=err, text=True, timeout=60)
     assert proc.returncode == 0, log.read_text()
     out = json.loads(proc.stdout)
-    assert {out[k] for k in ("ssl_insecure", "authsome_resolve", "proxyauth", "mode", "web_host")} == {400}
-    assert "error" in out["reset"] and out["ssl_insecure_now"] is False
+    refused = ("ssl_insecure", "authsome_resolve", "proxyauth", "mode", "web_host", "scripts", "modify_body", "anticomp")
+    assert {out[k] for k in refused} == {400}
+    assert "error" in out["reset"] and "error" in out["script"] and out["ssl_insecure_now"] is False
+    assert out["intercept"] == 200
 
 
 def test_the_child_cannot_add_its_own_ca_to_the_proxys_upstream_trust(api, x_connected, trusting_env, test_ca, tmp_path):
@@ -714,3 +801,13 @@ def test_run_warns_when_a_parent_process_still_holds_the_master_key(master_key, 
     assert r.code == 0, r.err
     assert "AUTHSOME_MASTER_KEY is also in the environment of process" in r.err and "(sh)" in r.err
     assert master_key not in r.err
+
+
+def test_a_user_endpoint_off_the_definitions_routes_is_refused(cli, tmp_path):
+    """The access token goes to user_info.url right after login: it must be one of the routes."""
+    definition = json.loads(cli(["inspect", "x"]).out)
+    definition.update(name="xuser", export={"access_token": "XUSER_ACCESS_TOKEN"},
+                      user_info={"url": "https://api.twitter.com.evil.test/2/users/me", "account": "data.username"})
+    (tmp_path / "xuser.json").write_text(json.dumps(definition))
+    r = cli(["register", str(tmp_path / "xuser.json")])
+    assert r.code == 3 and "'user_info.url'" in r.err and "not one of the definition's routes" in r.err

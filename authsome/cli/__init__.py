@@ -25,7 +25,7 @@ commands:
   providers    list, inspect, register, trust, remove
   credentials  login, get, export, logout, revoke
   agents       run, log
-  diagnostics  whoami, doctor
+  diagnostics  whoami, doctor, completion
 """
 
 EPILOG = """\
@@ -44,23 +44,44 @@ data lives in $AUTHSOME_HOME (default ~/.authsome). `authsome COMMAND -h` for de
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors through our error boundary."""
+    """argparse that reports usage errors through our error boundary.
+
+    Option names are shown (with a suggestion for a typo); values and other
+    stray words never are: a user may have pasted a secret where no argument
+    belongs.
+    """
 
     def error(self, message: str):  # type: ignore[override]
+        import difflib
+        import re
+
         from authsome.errors import UsageError
 
-        if message.startswith("unrecognized arguments"):
-            # Never echo them: a user may have pasted a secret where no argument belongs.
+        if message.startswith("unrecognized arguments: "):
+            words = message[len("unrecognized arguments: "):].split()
+            options = [w.split("=", 1)[0] for w in words if w.startswith("-") and w != "-"]
+            if options:
+                known = [o for a in self._actions for o in a.option_strings]
+                close = difflib.get_close_matches(options[0], known, n=1)
+                raise UsageError(f"Unknown option {options[0]} for `{self.prog}`"
+                                 + (f"; did you mean {close[0]}?" if close else "."), f"run `{self.prog} --help`")
             raise UsageError(
                 f"`{self.prog}` got arguments it does not take (not shown, in case one is a secret).",
                 "secrets are never passed as arguments: use the login form, the prompt, stdin or the env var; "
                 f"see `{self.prog} --help`",
             )
+        choice = re.match(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            given, allowed = choice.group(2), re.findall(r"'?([\w-]+)'?", choice.group(3))
+            close = difflib.get_close_matches(given, allowed, n=1)
+            what = "command" if choice.group(1) == "COMMAND" else choice.group(1)
+            raise UsageError(f"Unknown {what} '{given}'" + (f"; did you mean {close[0]}?" if close else "."),
+                             f"run `{self.prog} --help`")
         raise UsageError(message[0].upper() + message[1:] + ".", f"run `{self.prog} --help`")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from authsome.cli import auth, creds, doctor, log, providers, run
+    from authsome.cli import auth, completion, creds, doctor, log, providers, run
 
     parser = Parser(
         prog="authsome",
@@ -71,21 +92,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"authsome {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="print tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in (providers, auth, creds, run, log, doctor):
+    for module in (providers, auth, creds, run, log, doctor, completion):
         module.register(sub)
+    for command in sub.choices.values():  # `authsome login -v ...` as well as `authsome -v login ...`
+        command.add_argument("-v", "--verbose", action="store_true", help="print tracebacks for errors")
     return parser
+
+
+def _verbose(argv: list[str]) -> bool:
+    """-v/--verbose anywhere before `--` (after it, the words belong to the command `run` starts)."""
+    own = argv[: argv.index("--")] if "--" in argv else argv
+    return any(a in ("-v", "--verbose") for a in own)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    verbose = "-v" in argv[:1] or "--verbose" in argv
+    verbose = _verbose(argv)
     try:
         from authsome.cli import common
 
         common.reset()
         _install_resolve()
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # reported by the command's own parser, which knows its option names
+            commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+            (commands.get(args.command) or parser).error("unrecognized arguments: " + " ".join(extra))
         if not getattr(args, "func", None):
             parser.print_help()
             return ExitCode.USAGE if argv else ExitCode.OK
@@ -96,6 +128,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
+    except EOFError:
+        print("error: No input: the prompt was closed (Ctrl-D, or standard input ended).", file=sys.stderr)
+        print("hint: run the command again and answer the prompt, or pipe the value in", file=sys.stderr)
+        return ExitCode.USAGE
+    except OSError as exc:
+        if verbose:
+            raise
+        # The file and the system's reason: names, never values.
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: Cannot use{where}: {exc.strerror or type(exc).__name__}.", file=sys.stderr)
+        print("hint: check that AUTHSOME_HOME is a writable directory you own (`authsome doctor` checks it)",
+              file=sys.stderr)
+        return ExitCode.ERROR
     except BrokenPipeError:
         return ExitCode.OK
     except Exception as exc:  # the boundary: no traceback unless asked
@@ -131,9 +176,20 @@ def _report(exc: AuthsomeError, verbose: bool, *, as_json: bool) -> int:
         print(json.dumps(exc.to_dict()), file=sys.stderr)
     else:
         print(f"error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
+        print(f"hint: {exc.hint or _fallback_hint(exc)}", file=sys.stderr)
     return int(exc.exit_code)
+
+
+def _fallback_hint(exc: AuthsomeError) -> str:
+    """Every error ends with what to do next, even where the raiser had nothing specific to add."""
+    return {
+        ExitCode.USAGE: "see `authsome COMMAND --help`",
+        ExitCode.PROVIDER: "run `authsome list` to see the providers and any broken definition files",
+        ExitCode.CREDENTIAL: "run `authsome whoami` to see the connections, `authsome login PROVIDER` to add one",
+        ExitCode.VAULT: "run `authsome doctor` for the vault and its key",
+        ExitCode.LOGIN: "run the login again; `authsome login --help` lists its options",
+        ExitCode.PROXY: "run `authsome doctor`, then try again with --verbose",
+    }.get(exc.exit_code, "run again with --verbose for details")
 
 
 def entry() -> None:

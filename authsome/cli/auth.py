@@ -7,8 +7,8 @@ import os
 import sys
 
 from authsome import render
-from authsome.cli.common import add_connection, add_json, connection_of, registry, vault
-from authsome.errors import LoginError, NeedsInteraction, UsageError
+from authsome.cli.common import add_connection, add_json, connection_of, registry, seconds, vault
+from authsome.errors import DefinitionUnconfirmed, LoginError, NeedsInteraction, UsageError
 
 FLOWS = ("pkce", "device_code", "dcr_pkce", "api_key")
 
@@ -41,7 +41,7 @@ def register(sub) -> None:
                         "(kept once the login works; other connections stay)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser; print the URL and accept a pasted redirect")
     p.add_argument("--base-url", metavar="URL", help="https URL of a self-hosted instance (GitHub Enterprise, GitLab self-managed); its API hosts then receive the token instead of the public ones")
-    p.add_argument("--timeout", metavar="SECONDS", type=float, default=300.0,
+    p.add_argument("--timeout", metavar="SECONDS", type=seconds, default=300.0,
                    help="how long to wait for the browser or the device approval (default: 300)")
     add_json(p)
     p.set_defaults(func=cmd_login)
@@ -109,6 +109,13 @@ def cmd_login(args) -> int:
     from authsome.providers import trust
 
     trust.check(vault(), provider)  # a stored client secret would go to the definition's token endpoint
+    try:
+        trust.require_confirmed(vault(), provider)  # a planted file must not get the first credential
+    except DefinitionUnconfirmed:
+        from authsome.cli.providers import ask_first_use
+
+        if not ask_first_use(provider):
+            raise
     if args.reset_client and flow == "api_key":
         raise UsageError(f"'{provider.name}' uses an API key; --reset-client applies to OAuth clients.")
     existing = vault().get_connection(provider.name, args.connection)
@@ -174,8 +181,6 @@ def _login_oauth(provider, flow: str, args):
         raise UsageError(f"'{provider.name}' does not support the device flow.", f"run `authsome login {provider.name}`")
     if flow == "dcr_pkce" and not oauth.supports_dcr:
         raise UsageError(f"'{provider.name}' does not support dynamic client registration.", f"run `authsome login {provider.name}`")
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be a positive number of seconds.")
     reason = _headless()
     if reason and flow != "device_code" and not args.no_browser:
         alt = " or --flow device_code" if oauth.supports_device_code else ""
@@ -217,11 +222,7 @@ def _login_api_key(provider, args):
 
     values = api_key.from_env(provider, os.environ)
     if values is None and not sys.stdin.isatty():
-        # Piped: one value per line, in the order `authsome inspect` lists them.
-        values = {f.name: sys.stdin.readline().strip() for f in api_key.fields(provider)}
-        if not values.get("api_key"):
-            raise LoginError("No API key arrived on standard input.",
-                             f"pipe the key in: printf '%s' \"$KEY\" | authsome login {provider.name}")
+        values = _piped_values(provider)
     if values is None:
         reason = _headless()
         if reason:
@@ -241,6 +242,27 @@ def _login_api_key(provider, args):
                 render.note(f.hint)
             values[f.name] = render.hidden_prompt(f.label) if f.secret else input(f"{f.label}: ")
     return api_key.build_connection(provider, values, args.connection)
+
+
+def _piped_values(provider) -> dict[str, str]:
+    """Values piped on stdin: one per line, in the order `authsome inspect` lists them, and nothing more."""
+    from authsome.flows import api_key
+    from authsome.providers.patterns import MAX_INPUT
+
+    fields = api_key.fields(provider)
+    hint = f"pipe the key alone: printf '%s' \"$KEY\" | authsome login {provider.name}"
+    values = {}
+    for f in fields:
+        line = sys.stdin.readline(MAX_INPUT + 2)
+        if len(line.rstrip("\r\n")) > MAX_INPUT:
+            raise LoginError(f"The {f.label} on standard input is longer than {MAX_INPUT} characters.", hint)
+        values[f.name] = line.strip()
+    if not values.get("api_key"):
+        raise LoginError("No API key arrived on standard input.", hint)
+    if sys.stdin.read(MAX_INPUT).strip():
+        wanted = "one line" if len(fields) == 1 else f"{len(fields)} lines ({', '.join(f.label for f in fields)})"
+        raise LoginError(f"Standard input holds more than {wanted}; a key is never cut to its first line.", hint)
+    return values
 
 
 def cmd_logout(args) -> int:

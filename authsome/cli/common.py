@@ -52,3 +52,17 @@ def connection_of(args, provider: str) -> str:
     from authsome.connections import connection_name
 
     return connection_name(vault(), provider, args.connection)
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a finite, positive number of seconds (not nan, not inf), at most a day."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not math.isfinite(value) or not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"'{text}' must be a number of seconds between 0 and 86400")
+    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import stat
 import sys
@@ -24,6 +25,8 @@ def register(sub) -> None:
         help="check the installation, home, vault and provider files",
         description="Run every self-check and report problems with the command that fixes them.\n"
         "Exits 1 when any check fails (warnings do not fail).",
+        epilog="examples:\n  authsome doctor\n  authsome doctor --json | jq '.checks[] | select(.ok | not)'",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_json(p)
     p.set_defaults(func=cmd_doctor)
@@ -36,6 +39,13 @@ def _home_checks() -> list[Check]:
     out = []
     mode = stat.S_IMODE(root.stat().st_mode)
     out.append(Check("home", mode & 0o077 == 0, f"{root} (mode {mode:o})"))
+    probe = root / f"{paths.TMP_PREFIX}doctor-{os.getpid()}"
+    try:
+        paths.atomic_write(probe, b"")
+        probe.unlink()
+        out.append(Check("home writable", True, "files can be written and replaced atomically"))
+    except OSError as exc:
+        out.append(Check("home writable", False, f"cannot write in {root}: {exc.strerror}; {paths.HOME_HINT}"))
     loose = []
     for dirpath, dirnames, filenames in os.walk(root):
         for name in filenames:

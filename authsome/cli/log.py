@@ -15,7 +15,8 @@ def register(sub) -> None:
         description="Show what `authsome run` proxied: one line per request (method, host, path, status,\n"
         "provider, and whether a credential was injected or refreshed) and per tunnelled host.\n"
         "Header values, bodies and query values are never recorded.",
-        epilog="examples:\n  authsome log -n 50\n  authsome log --follow\n  authsome log --json | jq 'select(.injected != [])'",
+        epilog="examples:\n  authsome log -n 50\n  authsome log --follow          # Ctrl-C ends it\n"
+        "  authsome log --json | jq 'select(.injected != [])'",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("-n", type=int, default=20, metavar="N", help="show the last N records (default: 20; 0 for all)")
@@ -64,7 +65,10 @@ def cmd_log(args) -> int:
         import sys
 
         sys.stdout.flush()
-        for record in audit.follow(offset=offset):
-            render.out(json.dumps(record) if args.json else _line(record))
-            sys.stdout.flush()
+        try:
+            for record in audit.follow(offset=offset):
+                render.out(json.dumps(record) if args.json else _line(record))
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            return 0  # Ctrl-C is how --follow ends
     return 0

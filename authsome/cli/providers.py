@@ -18,8 +18,9 @@ def register(sub) -> None:
     p = sub.add_parser(
         "list",
         help="list providers and their connections",
-        description="List every provider (bundled and custom) with its connections, status and token expiry.\n"
-        "Definition files that fail validation are reported with file, field and reason.",
+        description="List every provider (bundled and custom), one row per connection with its status,\n"
+        "token expiry and account. Definition files that fail validation are reported with file, field and reason.",
+        epilog="examples:\n  authsome list\n  authsome list --json | jq '.providers[] | select(.connections != [])'",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_json(p)
@@ -68,6 +69,8 @@ def register(sub) -> None:
         help="delete a custom provider definition",
         description="Delete the custom definition of PROVIDER. A bundled provider of the same name shows again.\n"
         "Stored connections are kept; use `authsome revoke PROVIDER` to delete them.",
+        epilog="example:\n  authsome remove acme",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("provider", metavar="PROVIDER")
     add_json(p)
@@ -92,13 +95,14 @@ def cmd_list(args) -> int:
         return 0
     rows = []
     for s in items:
-        conns = ", ".join(
-            f"{e.name} ({e.connection.status() if e.connection else 'error'})" for e in s.connections
-        )
-        expiry = min((e.connection.expires_at for e in s.connections if e.connection and e.connection.expires_at), default=None)
         source = "custom (invalid)" if s.problem else s.provider.source
-        rows.append((s.provider.name, source, s.provider.auth_type, conns or "-", s.status, _expiry(expiry)))
-    render.table(["NAME", "SOURCE", "AUTH", "CONNECTIONS", "STATUS", "EXPIRES"], rows)
+        if not s.connections:
+            rows.append((s.provider.name, source, s.provider.auth_type, "-", "not_connected", "-", "-"))
+        for e in s.connections:  # one row per connection: its own status and expiry
+            c = e.connection
+            rows.append((s.provider.name, source, s.provider.auth_type, e.name, c.status() if c else "error",
+                         _expiry(c.expires_at if c else None), (c.account if c else None) or "-"))
+    render.table(["NAME", "SOURCE", "AUTH", "CONNECTION", "STATUS", "EXPIRES", "ACCOUNT"], rows)
     for p in problems:
         render.err(f"warning: {p.message}")
     return 0
@@ -124,13 +128,27 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+MAX_DEFINITION = 256 * 1024  # bytes; the largest bundled definition is under 3 KiB
+
+
+def _read_bounded(stream) -> bytes:
+    data = stream.read(MAX_DEFINITION + 1)
+    if len(data) > MAX_DEFINITION:
+        raise UsageError(f"The definition is larger than {MAX_DEFINITION // 1024} KiB; that is no provider definition.",
+                         "give the path of a JSON definition (see `authsome inspect x` for one)")
+    return data
+
+
 def cmd_register(args) -> int:
     if args.file == "-":
-        data, origin = sys.stdin.buffer.read(), "<stdin>"
+        if sys.stdin.isatty():
+            render.note("reading the definition from standard input; end it with Ctrl-D")
+        data, origin = _read_bounded(sys.stdin.buffer), "<stdin>"
     else:
         path = Path(args.file)
         try:
-            data = path.read_bytes()
+            with path.open("rb") as fh:
+                data = _read_bounded(fh)
         except OSError as exc:
             raise UsageError(f"Cannot read {path}: {exc.strerror}.", "give the path of a JSON definition, or - for stdin") from None
         origin = str(path)
@@ -139,6 +157,9 @@ def cmd_register(args) -> int:
     provider, overrides = registry().register(data, origin, force=args.force)
     overlapping = registry().overlapping(provider)
     changed = trust.describe(vault(), provider)
+    inside_run = os.environ.get("AUTHSOME_RUN") == "1"
+    if not inside_run:  # registering is confirming, for the credentials logins will store
+        trust.confirm_definition(vault(), provider)
     if args.json:
         render.as_json({"name": provider.name, "path": provider.path, "overrides_bundled": overrides,
                         "overlaps": [{"route": r, "provider": o} for r, o in overlapping], "needs_trust": bool(changed)})
@@ -149,6 +170,9 @@ def cmd_register(args) -> int:
     for route, other in overlapping:
         render.note(f"warning: {route} is also routed by '{other}'; in a run where both are connected, "
                     f"choose with --connection")
+    if inside_run and not args.json:
+        render.note(f"note: registered inside `authsome run`, so not confirmed: `authsome trust {provider.name}` "
+                    "on a terminal confirms it")
     if changed and not args.json:
         _ask_trust(provider, changed)
     return 0
@@ -172,11 +196,37 @@ def _ask_trust(provider, changes) -> bool:
     return True
 
 
+def ask_first_use(provider) -> bool:
+    """A custom definition nobody confirmed: show where it sends credentials; on a terminal, ask."""
+    from authsome.providers import trust
+
+    if os.environ.get("AUTHSOME_RUN") == "1" or not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return False
+    render.note(f"'{provider.name}' comes from {provider.path}, which nobody confirmed. It sends credentials to:")
+    for field, value in trust.destinations(provider):
+        render.note(f"  {field}: {value}")
+    for field, old, new in trust.differences(provider):
+        render.note(f"  (the bundled definition has {field}: {json.dumps(old)}; this one {json.dumps(new)})")
+    if input(f"Use this definition for '{provider.name}'? [y/N] ").strip().lower() not in ("y", "yes"):
+        return False
+    trust.confirm(vault(), provider)
+    return True
+
+
 def cmd_trust(args) -> int:
     from authsome.providers import trust
 
     provider = registry().get(args.provider)
+    if os.environ.get("AUTHSOME_RUN") == "1":
+        raise UsageError("`authsome trust` is refused inside `authsome run`: the command there must not confirm "
+                         "where credentials go.", f"run `authsome trust {provider.name}` in your own terminal")
     changed = trust.describe(vault(), provider)
+    if not changed and not trust.is_confirmed(vault(), provider):
+        if ask_first_use(provider):
+            render.out(f"confirmed {provider.name}")
+            return 0
+        raise UsageError(f"The custom definition of '{provider.name}' is not confirmed.",
+                         f"run `authsome trust {provider.name}` yourself, in a terminal, and answer y")
     if not changed:
         render.out(f"nothing to confirm: the stored credentials of '{provider.name}' match its definition")
         return 0

@@ -40,7 +40,8 @@ def login(provider: Provider, vault: Vault, opts: LoginOptions, ui: Interaction,
     resp = oauth_client.post_form(oauth.device_authorization_url, data, client=client, oauth=oauth, sess=sess)
     body = oauth_client.json_body(resp)
     if resp.status_code != 200 or body.get("error") or not body.get("device_code"):
-        raise AuthServerError(body.get("error") or f"http_{resp.status_code}", body.get("error_description"),
+        raise AuthServerError(body.get("error") or f"http_{resp.status_code}",
+                              oauth_client.redact(body.get("error_description"), client, ()),
                               f"check that the device flow is enabled for the app; {reset_hint(provider)}")
     # Google calls it verification_url; RFC 8628 says verification_uri.
     uri = body.get("verification_uri") or body.get("verification_url")
@@ -87,9 +88,10 @@ def login(provider: Provider, vault: Vault, opts: LoginOptions, ui: Interaction,
                 raise LoginError("The device code expired before the login was approved.",
                                  f"run `authsome login {provider.name} --flow device_code` again")
             if error == "access_denied":
-                raise AuthServerError("access_denied", token.get("error_description"),
+                raise AuthServerError("access_denied", oauth_client.redact(token.get("error_description"), client, (body["device_code"],)),
                                       "approve the request on the verification page to log in")
-            raise AuthServerError(error or f"http_{resp.status_code}", token.get("error_description"),
+            raise AuthServerError(error or f"http_{resp.status_code}",
+                                  oauth_client.redact(token.get("error_description"), client, (body["device_code"],)),
                                   reset_hint(provider) if error in ("invalid_client", "unauthorized_client") else None)
     finally:
         ui.done_waiting()

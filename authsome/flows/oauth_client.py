@@ -190,8 +190,27 @@ def new_connection(provider: Provider, name: str, g: Granted, *, flow: str, base
     )
 
 
-def server_error(exc: OAuthError, hint: str | None = None) -> AuthServerError:
-    return AuthServerError(exc.error or "error", exc.description or None, hint)
+def server_error(exc: OAuthError, hint: str | None = None, *, client: ClientCredentials | None = None,
+                 secrets: tuple[str | None, ...] = ()) -> AuthServerError:
+    """The server's OAuth error, its text cleared of what this request sent (a server may quote it)."""
+    return AuthServerError(redact(exc.error or "error", client, secrets), redact(exc.description, client, secrets) or None, hint)
+
+
+def redact(text: str | None, client: ClientCredentials | None, secrets: tuple[str | None, ...]) -> str | None:
+    """`text` without the client secret, the given tokens, or the forms a request carried them in."""
+    if not text:
+        return text
+    import base64
+    from urllib.parse import quote
+
+    from authsome.scrub import Scrubber
+
+    values = [v for v in (*secrets, client.client_secret if client else None) if v]
+    forms = set(values) | {quote(v, safe="") for v in values}
+    if client is not None and client.client_secret:
+        pair = f"{quote(client.client_id, safe='')}:{quote(client.client_secret, safe='')}"
+        forms |= {base64.b64encode(pair.encode()).decode(), base64.b64encode(f"{client.client_id}:{client.client_secret}".encode()).decode()}
+    return Scrubber([f for f in forms if len(f) >= 4], replacement="<redacted>").text(text)
 
 
 def network_error(url: str, exc: Exception) -> Unreachable:

@@ -103,8 +103,9 @@ class PkceLogin:
             )
         except OAuthError as exc:
             if exc.error in ("invalid_client", "unauthorized_client") and self.client.source != "dcr":
-                raise oauth_client.server_error(exc, f"the client ID or secret was refused; {reset_hint(self.provider)}") from None
-            raise oauth_client.server_error(exc) from None
+                raise oauth_client.server_error(exc, f"the client ID or secret was refused; {reset_hint(self.provider)}",
+                                                client=self.client, secrets=(code, self.verifier)) from None
+            raise oauth_client.server_error(exc, client=self.client, secrets=(code, self.verifier)) from None
         except Exception as exc:
             if isinstance(exc, LoginError):
                 raise

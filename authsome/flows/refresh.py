@@ -81,7 +81,8 @@ def _refresh_once(provider: Provider, current: Connection, client: ClientCredent
     except OAuthError as exc:
         if exc.error in ("invalid_grant", "invalid_token", "unauthorized_client"):
             return current.with_changes(state="invalid", state_reason=f"the provider rejected the refresh token ({exc.error})")
-        raise oauth_client.server_error(exc, _login_hint(provider, current.name)) from None
+        raise oauth_client.server_error(exc, _login_hint(provider, current.name), client=client,
+                                        secrets=(current.refresh_token, current.access_token)) from None
     except LoginError:
         raise
     except Exception as exc:

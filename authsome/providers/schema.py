@@ -96,6 +96,38 @@ def scope_problems(raw: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def _user_info_problems(raw: dict[str, Any]) -> list[Problem]:
+    """The access token goes to user_info.url: it must be one of the definition's own API routes."""
+    if raw["auth_type"] != "oauth2":
+        return [("user_info", "applies to oauth2 definitions only")]
+    url = raw["user_info"]["url"]
+    api_url = raw["api_url"] if isinstance(raw["api_url"], list) else [raw["api_url"]]
+    self_hosted = raw.get("self_hosted_api_url") or []
+    checks = []  # (URL as some deployment fills it, the routes that deployment uses)
+    if "{base_url}" not in url:
+        checks.append((url, api_url))
+    else:
+        default = ((raw.get("oauth") or {}).get("base_url") or "").rstrip("/")
+        if default:
+            checks.append((url.replace("{base_url}", default), api_url))
+        if self_hosted:
+            base = "https://base.example.com"
+            entries = [self_hosted] if isinstance(self_hosted, str) else self_hosted
+            checks.append((url.replace("{base_url}", base), [e.replace("{base_url}", base) for e in entries]))
+    for filled, entries in checks:
+        parts = urlsplit(filled)
+        if parts.scheme != "https" or not parts.hostname:
+            return [("user_info.url", "must be an https URL")]
+        try:
+            routes = [parse_route(e) for e in entries]
+        except RouteError:
+            return []  # reported with api_url
+        if not any(r.matches(parts.hostname, parts.port or 443, parts.path or "/") for r in routes if not r.exclude):
+            return [("user_info.url", f"{parts.hostname}{parts.path} is not one of the definition's routes, "
+                                      "and the access token would go there")]
+    return []
+
+
 def semantic_problems(raw: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     routes = raw["api_url"] if isinstance(raw["api_url"], list) else [raw["api_url"]]
@@ -124,6 +156,8 @@ def semantic_problems(raw: dict[str, Any]) -> list[Problem]:
             parse_route(entry.replace("{base_url}", "https://base.invalid"))
         except RouteError as exc:
             problems.append((f"self_hosted_api_url[{i}]", str(exc)))
+    if raw.get("user_info"):
+        problems += _user_info_problems(raw)
     if raw["auth_type"] == "oauth2":
         known_fields = set(OAUTH_FIELDS)
         flow = raw["flow"]
@@ -226,6 +260,7 @@ def build_provider(raw: dict[str, Any], *, source: str, path: str | None) -> Pro
         api_key=api_key,
         description=raw.get("description"),
         docs_url=raw.get("docs_url"),
+        user_info=(raw["user_info"]["url"], raw["user_info"]["account"]) if raw.get("user_info") else None,
         source=source,  # type: ignore[arg-type]
         path=path,
         raw=raw,

@@ -10,6 +10,14 @@ without it. Before a definition is used with stored credentials (`check`),
 its snapshot must equal theirs; otherwise `DefinitionChanged` names the
 fields and `authsome trust PROVIDER` shows the change and asks (`confirm`).
 
+A custom definition must also be confirmed before its first credential is
+stored (`require_confirmed`, at login): a file the agent planted in the home
+(say `providers/openai.json` adding its own host) must not silently receive
+the key of the user's next login. It is confirmed when it equals the bundled
+definition of that name where it matters, or when the user confirmed it:
+`authsome register` (outside `authsome run`) or `authsome trust` (on a
+terminal), which store a sealed copy (`Vault.put_confirmed_definition`).
+
 Bundled definitions are trusted as installed (whoever can change them can
 change authsome itself). A record made before snapshots existed is compared
 with the bundled definition of its provider, or, for a provider that has
@@ -22,7 +30,7 @@ import copy
 import dataclasses
 from typing import Any
 
-from authsome.errors import DefinitionChanged
+from authsome.errors import DefinitionChanged, DefinitionUnconfirmed
 from authsome.models import Provider
 from authsome.vault import Vault
 
@@ -132,8 +140,66 @@ def check(vault: Vault, provider: Provider, connections: list[str] | None = None
 
 
 def confirm(vault: Vault, provider: Provider) -> list[str]:
-    """Record the current definition in every stored record of `provider`; return their labels."""
+    """Record the current definition as confirmed, and in every stored record of `provider`; return their labels."""
+    confirm_definition(vault, provider)
     return _stamp(vault, provider, only_missing=False)
+
+
+def confirm_definition(vault: Vault, provider: Provider) -> None:
+    """Confirm the definition for credentials yet to come (stored ones keep theirs until `confirm`)."""
+    if provider.source == "custom" and vault.get_confirmed_definition(provider.name) != snapshot(provider):
+        vault.put_confirmed_definition(provider.name, snapshot(provider))
+
+
+def _bundled_snapshot(name: str) -> dict[str, Any] | None:
+    from authsome.providers.registry import Registry
+
+    registry = Registry()
+    return snapshot(registry.get_bundled(name)) if registry.is_bundled(name) else None
+
+
+def is_confirmed(vault: Vault, provider: Provider) -> bool:
+    """True for a bundled definition, a custom one equal to the bundled one, or one the user confirmed."""
+    if provider.source == "bundled":
+        return True
+    now = snapshot(provider)
+    return now in (_bundled_snapshot(provider.name), vault.get_confirmed_definition(provider.name))
+
+
+def require_confirmed(vault: Vault, provider: Provider) -> None:
+    """Raise DefinitionUnconfirmed before a first credential goes to an unconfirmed custom definition."""
+    if is_confirmed(vault, provider):
+        return
+    where = ", ".join(value for _, value in destinations(provider))
+    raise DefinitionUnconfirmed(
+        f"The custom definition of '{provider.name}' ({provider.path}) was never confirmed, and it would send "
+        f"credentials to: {where}.",
+        f"check it (`authsome inspect {provider.name}`), then confirm with `authsome trust {provider.name}` on a "
+        f"terminal or `authsome register FILE --force`; or delete the file",
+    )
+
+
+def destinations(provider: Provider) -> list[tuple[str, str]]:
+    """(field, value) for everything that receives a credential: routes, OAuth endpoints, the user endpoint."""
+    out = [("api_url", r) for r in provider.api_url if not r.startswith("!")]
+    out += [("self_hosted_api_url", r) for r in provider.self_hosted_api_url]
+    if provider.oauth is not None:
+        for name in ("token_url", "authorization_url", "revocation_url", "device_authorization_url",
+                     "registration_endpoint", "issuer"):
+            if value := getattr(provider.oauth, name):
+                out.append((f"oauth.{name}", value))
+    if provider.user_info is not None:
+        out.append(("user_info.url", provider.user_info[0]))
+    return out
+
+
+def differences(provider: Provider) -> list[tuple[str, Any, Any]]:
+    """(field, bundled value, value now) where a custom definition differs from the bundled one of its name."""
+    bundled = _bundled_snapshot(provider.name)
+    if bundled is None:
+        return []
+    now = snapshot(provider)
+    return [(field, _get(bundled, field), _get(now, field)) for field in changes(bundled, now)]
 
 
 def stamped(provider: Provider, record):

@@ -30,6 +30,7 @@ CONNECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CONN_PREFIX, SUFFIX = "conn.", ".json"
 CLIENT_FILE = "client.json"
 DEFAULT_FILE = "default-connection"  # the name of the provider's default connection, when not "default"
+DEFINITION_FILE = "definition.json"  # the sealed custom definition the user confirmed (`providers.trust`)
 DEFAULT_NAME = "default"
 
 
@@ -89,7 +90,7 @@ class Vault:
             except OSError:
                 continue
             out += [directory / n for n in sorted(names)
-                    if n == CLIENT_FILE or (n.startswith(CONN_PREFIX) and n.endswith(SUFFIX))]
+                    if n in (CLIENT_FILE, DEFINITION_FILE) or (n.startswith(CONN_PREFIX) and n.endswith(SUFFIX))]
         return out
 
     def foreign_records(self) -> list[Path]:
@@ -246,6 +247,21 @@ class Vault:
                     out.append(ConnectionEntry(prov, name, None, exc))
         return out
 
+    # -- the confirmed definition ---------------------------------------------
+
+    def get_confirmed_definition(self, provider: str) -> dict | None:
+        path = self.root / check_provider_name(provider) / DEFINITION_FILE
+        data = self._read(path, _definition_id(provider))
+        return data.get("definition") if data is not None else None
+
+    def put_confirmed_definition(self, provider: str, definition: dict) -> None:
+        path = self.root / check_provider_name(provider) / DEFINITION_FILE
+        with paths.file_lock(self._lock_path(path)):
+            self._write(path, _definition_id(provider), {"definition": definition, "confirmed_at": time.time()})
+
+    def delete_confirmed_definition(self, provider: str) -> None:
+        (self.root / check_provider_name(provider) / DEFINITION_FILE).unlink(missing_ok=True)
+
     # -- client credentials --------------------------------------------------
 
     def get_client(self, provider: str) -> ClientCredentials | None:
@@ -263,6 +279,10 @@ class Vault:
             existed = path.exists()
             path.unlink(missing_ok=True)
         return existed
+
+
+def _definition_id(provider: str) -> str:
+    return f"definition:{provider}"
 
 
 def _conn_id(provider: str, name: str) -> str:

@@ -67,10 +67,56 @@ def test_seed_login_with_confidential_client_and_basic_auth(home, oauth, browser
     authorize = again.url()
     assert authorize.startswith("https://twitter.com/i/oauth2/authorize?")
     assert "code_challenge_method=S256" in authorize and "state=" in authorize
+    browser.context.clear_cookies()  # another account: no session with the first one
     browser.goto(authorize)
     oidc_login_and_consent(browser, "bob")
     assert again.finish().code == 0
     assert run_cli(["get", "x", "-c", "work", "--field", "scopes"], env=x_env).out.split() == ["tweet.read", "users.read"]
+    # X names no account in its token response: authsome asked GET /2/users/me once, so they can be told apart.
+    accounts = {c["connection"]: c["account"] for c in json.loads(run_cli(["whoami", "--json"], env=x_env).out)["connections"]}
+    assert accounts == {"default": "alice", "work": "bob"}
+
+
+def test_a_mistyped_client_is_never_kept(home, oauth, browser, x_env):
+    """The provider refuses an unknown client at its authorize page; nothing comes back, nothing is stored."""
+    from authsome.vault import Vault
+
+    login = LoginProcess(["x", "--no-browser", "--timeout", "6"], x_env)
+    browser.goto(login.url())
+    fill_client_form(browser, "mistyped-client-id", "whatever")
+    done = login.finish()
+    assert done.code == 6 and "Timed out" in done.err and "--reset-client" in done.err
+    assert Vault.open().get_client("x") is None  # the next login asks again
+    again = LoginProcess(["x", "--no-browser"], x_env)
+    assert again.url().startswith("http://127.0.0.1:")  # the form, not the provider
+    again.kill()
+
+
+def test_reset_client_asks_again_and_leaves_the_connections(home, oauth, browser, x_env, connect_x):
+    from authsome.vault import Vault
+
+    connect_x(name="work")  # a connection made with the stored client confidential-basic
+    login = LoginProcess(["x", "--no-browser", "--reset-client"], x_env)
+    form = login.url()
+    assert form.startswith("http://127.0.0.1:")  # asked again instead of reusing the stored client
+    browser.goto(form)
+    fill_client_form(browser, "public")
+    oidc_login_and_consent(browser, "ivan")
+    browser.wait_for_selector("h1.ok")
+    assert login.finish().code == 0
+    v = Vault.open()
+    assert v.get_client("x").client_id == "public" and v.connection_names("x") == ["default", "work"]
+
+
+def test_fewer_scopes_than_requested_are_named(home, oauth, browser, x_env):
+    login = LoginProcess(["x", "--no-browser", "--scopes", "tweet.read,users.read,not.granted.here"], x_env)
+    browser.goto(login.url())
+    fill_client_form(browser, "public")
+    oidc_login_and_consent(browser, "judy")
+    browser.wait_for_selector("h1.ok")
+    done = login.finish()
+    assert done.code == 0, done.err
+    assert "granted fewer scopes than requested; missing: not.granted.here" in done.err
 
 
 def test_public_client_without_secret(home, oauth, browser, x_env):

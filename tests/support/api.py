@@ -16,9 +16,10 @@ Routes:
                          header and in the JSON body; ?status=NNN, ?encoding=gzip, ?chunk=N (a chunked
                          body flushed every N bytes)
   /ws                    a WebSocket that echoes the subprotocol it was offered and sends the request's
-                         Authorization header back as its one message
+                         Authorization header back as its one message, a ping payload and the close reason
   /upload                reads a (chunked) request body, counting what has arrived in /progress
   /progress              the bytes /upload has received so far
+  /oauth-echo            a token endpoint whose error quotes the refresh token and Authorization it got
 """
 
 from __future__ import annotations
@@ -115,6 +116,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._reflect(entry, int(q.get("status", ["200"])[0]), q.get("encoding", [None])[0], int(q.get("chunk", ["0"])[0]))
         elif url.path == "/ws":
             self._websocket()
+        elif url.path == "/oauth-echo":
+            # A token endpoint that quotes what it got in its error (as careless ones do).
+            form = parse_qs(body.decode(errors="replace"))
+            described = f"could not refresh {form.get('refresh_token')} for {self.headers.get('Authorization')}"
+            self._send(400, json.dumps({"error": "invalid_request", "error_description": described}).encode())
         else:
             self._send(200, json.dumps(entry).encode())
 
@@ -155,7 +161,9 @@ class _Handler(BaseHTTPRequestHandler):
         message = f"you sent Authorization: {self.headers.get('Authorization')}".encode()
         self.wfile.write(bytes([0x81, len(message)]) + message if len(message) < 126
                          else bytes([0x81, 126]) + len(message).to_bytes(2, "big") + message)
-        self.wfile.write(bytes([0x88, 2, 0x03, 0xE8]))  # close, 1000
+        control = (self.headers.get("Authorization") or "")[:110].encode()
+        self.wfile.write(bytes([0x89, len(control)]) + control)  # a ping quoting it
+        self.wfile.write(bytes([0x88, 2 + len(control), 0x03, 0xE8]) + control)  # close, 1000, and it as the reason
         self.wfile.flush()
         self.close_connection = True
 
