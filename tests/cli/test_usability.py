@@ -170,7 +170,9 @@ def test_ctrl_d_at_a_prompt_is_not_an_internal_error(cli, home):
 
 
 def test_every_error_has_a_hint(cli):
-    for argv in (["login", "x", "--timeout", "nan"], ["get", "nope"], ["export", "x"], ["run"], ["inspect", "zz"]):
+    for argv in (["login", "x", "--timeout", "nan"], ["get", "nope"], ["export", "x"], ["run"], ["inspect", "zz"],
+                 ["log", "-n", "-1"], ["login", "openai", "--scopes", "a"], ["run", "--resolve", "a.test:443:x.y:443", "--", "true"],
+                 ["login", "gitlab", "--base-url", "https://gitlab.example.test:99999"]):
         r = cli(argv)
         assert r.code != 0 and r.err.count("error: ") == 1 and "hint: " in r.err, argv
 
