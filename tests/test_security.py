@@ -8,6 +8,9 @@ front end (a CDN) does, so a request that reaches it under another name shows up
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import gzip
 import json
 import os
 import socket
@@ -250,10 +253,10 @@ def test_a_placeholder_inside_an_encoding_the_child_chose_is_never_filled(api, x
     assert TOKEN not in r.out and TOKEN not in api.everything_seen()
 
 
-@pytest.mark.parametrize("where", ["malformed", "reason", "header-name", "trailer", "transfer-coding", "upgrade"])
-def test_echoes_in_unusual_places_are_scrubbed_or_refused(where, x_connected, trusting_env, test_ca, tmp_path):
-    """A raw server quoting what it got in the reason phrase, a header name, a trailer of a streamed body,
-    a gzip transfer-coding the client asked for with TE, or the bytes after a switch to another protocol."""
+@contextlib.contextmanager
+def raw_api(test_ca, tmp_path, reply):
+    """A one-shot HTTPS server for api.twitter.com answering `reply(authorization header)` as raw bytes;
+    yields the --resolve arguments that send api.twitter.com to it."""
     import threading
 
     from tests.support.tls import make_leaf
@@ -264,8 +267,6 @@ def test_echoes_in_unusual_places_are_scrubbed_or_refused(where, x_connected, tr
     listener = socket.create_server(("127.0.0.1", 0))
 
     def serve():
-        import gzip as gz
-
         conn, _ = listener.accept()
         with ctx.wrap_socket(conn, server_side=True) as s:
             head = b""
@@ -273,59 +274,58 @@ def test_echoes_in_unusual_places_are_scrubbed_or_refused(where, x_connected, tr
                 head += s.recv(65536)
             auth = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
                         if line.lower().startswith(b"authorization:"))
-            replies = {
-                "malformed": b"HTTP/1.1 200 OK\r\nX-Fine: 1\r\n" + auth + b"\r\n\r\n",  # mitmproxy's 502 quoted it
-                "reason": b"HTTP/1.1 401 " + auth + b"\r\nContent-Length: 0\r\n\r\n",
-                "header-name": b"HTTP/1.1 200 OK\r\nX-" + auth.replace(b" ", b"-") + b": 1\r\nContent-Length: 0\r\n\r\n",
-                "trailer": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Echo\r\n\r\n"
-                           b"2\r\nok\r\n0\r\nX-Echo: " + auth + b"\r\n\r\n",
-                "transfer-coding": (lambda body: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
-                                    + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")(gz.compress(auth)),
-                "upgrade": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: Upgrade\r\n\r\n" + auth,
-            }
-            s.sendall(replies[where])
+            s.sendall(reply(auth))
             time.sleep(0.5)
 
     threading.Thread(target=serve, daemon=True).start()
     try:
-        r = run(["--resolve", f"api.twitter.com:443:127.0.0.1:{listener.getsockname()[1]}", "--", "sh", "-c",
-                 f'curl -sS -i --raw --tr-encoding -m 10 -H "TE: gzip" -H "Authorization: Bearer $X_ACCESS_TOKEN" '
-                 f'https://api.twitter.com/x; true'], trusting_env, timeout=60)
+        yield ["--resolve", f"api.twitter.com:443:127.0.0.1:{listener.getsockname()[1]}"]
     finally:
         listener.close()
+
+
+def _gzip_transfer_coded(auth: bytes) -> bytes:
+    body = gzip.compress(auth)
+    return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+
+
+UNUSUAL = {
+    "malformed": lambda auth: b"HTTP/1.1 200 OK\r\nX-Fine: 1\r\n" + auth + b"\r\n\r\n",  # mitmproxy's 502 quoted it
+    "reason": lambda auth: b"HTTP/1.1 401 " + auth + b"\r\nContent-Length: 0\r\n\r\n",
+    "header-name": lambda auth: b"HTTP/1.1 200 OK\r\nX-" + auth.replace(b" ", b"-") + b": 1\r\nContent-Length: 0\r\n\r\n",
+    "trailer": lambda auth: (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Echo\r\n\r\n"
+                            b"2\r\nok\r\n0\r\nX-Echo: " + auth + b"\r\n\r\n"),
+    "transfer-coding": _gzip_transfer_coded,
+    "upgrade": lambda auth: b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: Upgrade\r\n\r\n" + auth,
+}
+
+
+@pytest.mark.parametrize("where", list(UNUSUAL))
+def test_echoes_in_unusual_places_are_scrubbed_or_refused(where, x_connected, trusting_env, test_ca, tmp_path):
+    """A raw server quoting what it got in a malformed header line, the reason phrase, a header name, a trailer of
+    a streamed body, a gzip transfer-coding the client asked for with TE, or the bytes after a protocol switch."""
+    with raw_api(test_ca, tmp_path, UNUSUAL[where]) as resolve:
+        r = run([*resolve, "--", "sh", "-c",
+                 'curl -sS -i --raw --tr-encoding -m 10 -H "TE: gzip" -H "Authorization: Bearer $X_ACCESS_TOKEN" '
+                 'https://api.twitter.com/x; true'], trusting_env, timeout=60)
     assert TOKEN not in r.out + r.err
 
 
-@pytest.mark.parametrize("encoding", ["gzip-of-two-members", "base64"])
+ENCODED = {
+    "gzip-of-two-members": lambda auth: (gzip.compress(b"ok ") + gzip.compress(auth), b"gzip"),
+    "base64": lambda auth: (base64.b64encode(auth), b"base64"),
+}
+
+
+@pytest.mark.parametrize("encoding", list(ENCODED))
 def test_a_body_is_searched_exactly_as_clients_decode_it(encoding, x_connected, trusting_env, test_ca, tmp_path):
     """mitmproxy decodes one gzip member where clients read them all, and 'base64' where clients decode nothing."""
-    import base64
-    import gzip as gz
-    import threading
+    def reply(auth: bytes) -> bytes:
+        body, coding = ENCODED[encoding](auth)
+        return b"HTTP/1.1 200 OK\r\nContent-Encoding: " + coding + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body
 
-    from tests.support.tls import make_leaf
-
-    leaf = make_leaf(test_ca, tmp_path, ["api.twitter.com"], stem="raw")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(leaf.cert, leaf.key)
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve():
-        conn, _ = listener.accept()
-        with ctx.wrap_socket(conn, server_side=True) as s:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += s.recv(65536)
-            auth = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-                        if line.lower().startswith(b"authorization:"))
-            body, coding = ((gz.compress(b"ok ") + gz.compress(auth), b"gzip") if encoding == "gzip-of-two-members"
-                            else (base64.b64encode(auth), b"base64"))
-            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Encoding: " + coding + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-            time.sleep(0.5)
-
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        r = run(["--resolve", f"api.twitter.com:443:127.0.0.1:{listener.getsockname()[1]}", "--", *child('''
+    with raw_api(test_ca, tmp_path, reply) as resolve:
+        r = run([*resolve, "--", *child('''
             import base64, requests
             r = requests.get("https://api.twitter.com/x", headers={"Authorization": "Bearer authsome-proxy-managed"})
             print(r.status_code, r.text)
@@ -333,8 +333,6 @@ def test_a_body_is_searched_exactly_as_clients_decode_it(encoding, x_connected, 
                 print(base64.b64decode(r.content).decode(errors="replace"))
             except Exception:
                 pass''')], trusting_env, timeout=60)
-    finally:
-        listener.close()
     assert TOKEN not in r.out + r.err, r.out
 
 
@@ -474,7 +472,7 @@ def test_a_process_of_the_same_user_cannot_read_a_protected_process():
 
 def test_a_definition_the_child_rewrites_is_not_used_with_the_stored_key(api, acme_key, cli, trusting_env, home):
     acme_key()
-    edit = child(f'''
+    edit = child('''
         import json, os, pathlib
         f = pathlib.Path(os.environ["AUTHSOME_HOME"]) / "providers" / "acme.json"
         d = json.loads(f.read_text()); d["api_url"] = ["api.acme.test", "other.test"]; f.write_text(json.dumps(d))''')
