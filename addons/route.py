@@ -14,7 +14,7 @@ as its TLS server name, and each request is checked:
 
 Requests sent to the proxy without CONNECT (absolute-form) never get a
 credential; with `authsome_deny_unmatched` those to unrouted hosts get 403,
-like CONNECTs to them. Request bodies of unknown or large size stream
+like CONNECTs to them, unless `authsome_allow_hosts` names them. Request bodies of unknown or large size stream
 through (`BodyTee` keeps the first `MAX_REPLAY_BODY` bytes for a re-send).
 
 Loads into stock mitmproxy: mitmdump -s addons/route.py --set authsome_home=...
@@ -23,14 +23,15 @@ Loads into stock mitmproxy: mitmdump -s addons/route.py --set authsome_home=...
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 
-from mitmproxy import ctx, http
+from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy import layers
 from mitmproxy.proxy.layers import modes
 
 from authsome import authority, injection
 from authsome.addons._runtime import META, declare, log, runtime
-from authsome.providers.routes import normalize_host
+from authsome.providers.routes import RouteError, host_allowed, normalize_host, parse_allowed_host
 
 MAX_REPLAY_BODY = 4 << 20  # request bodies up to this size are kept for the re-send after a 401
 
@@ -51,6 +52,10 @@ class BodyTee:
         return chunk
 
 
+def _printable(host: str) -> str:
+    return "".join(c if c.isalnum() or c in ".-:[]" else "?" for c in host)[:253]
+
+
 def _refuse(flow: http.HTTPFlow, status: int, text: str) -> None:
     flow.response = http.Response.make(status, f"authsome: {text}\n".encode(), {"Content-Type": "text/plain"})
 
@@ -59,6 +64,7 @@ class Route:
     def __init__(self) -> None:
         # client connection -> the (host, port) its CONNECT asked for
         self.targets: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self.allowed: tuple[str, ...] = ()
 
     def load(self, loader) -> None:
         declare(loader)
@@ -66,8 +72,17 @@ class Route:
             "authsome_deny_unmatched", bool, False,
             "refuse (403) connections and requests to hosts no provider routes, instead of passing them through",
         )
+        loader.add_option(
+            "authsome_allow_hosts", Sequence[str], [],
+            "with authsome_deny_unmatched: hosts (or *.domain) that pass through untouched all the same",
+        )
 
     def configure(self, updated) -> None:
+        if "authsome_allow_hosts" in updated:
+            try:
+                self.allowed = tuple(parse_allowed_host(h) for h in ctx.options.authsome_allow_hosts)
+            except RouteError as exc:
+                raise exceptions.OptionsError(str(exc)) from None
         if "authsome_resolve" in updated and ctx.options.authsome_resolve:
             from authsome import resolve
 
@@ -86,8 +101,9 @@ class Route:
             return
         host, port = flow.request.host, flow.request.port
         binding = self._binding(host, port)
-        if binding is None and ctx.options.authsome_deny_unmatched:
-            _refuse(flow, 403, "this host is not routed to any provider")
+        if binding is None and self._denied(host):
+            _refuse(flow, 403, f"{_printable(host)} is not routed to any provider, and --deny-unmatched refuses other hosts "
+                               "(--allow-host HOST lets one through)")
             flow.metadata[META] = {"denied": True, "host": host, "port": port}
             return
         if binding is not None:
@@ -154,9 +170,13 @@ class Route:
         """A request sent to the proxy itself (absolute-form): never a credential."""
         request = flow.request
         flow.metadata[META] = {"direct": True}
-        if ctx.options.authsome_deny_unmatched and self._binding(request.host, request.port) is None:
+        if self._binding(request.host, request.port) is None and self._denied(request.host):
             flow.metadata[META].update(denied=True, host=request.host, port=request.port)
-            _refuse(flow, 403, "this host is not routed to any provider")
+            _refuse(flow, 403, f"{_printable(request.host)} is not routed to any provider, and --deny-unmatched refuses "
+                               "other hosts (--allow-host HOST lets one through)")
+
+    def _denied(self, host: str) -> bool:
+        return ctx.options.authsome_deny_unmatched and not host_allowed(host, self.allowed)
 
     def request(self, flow: http.HTTPFlow) -> None:
         # A streamed body has been sent by now; a small one is kept for a re-send.

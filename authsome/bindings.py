@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from authsome.errors import NotConnected, UsageError
+from authsome.errors import HandedToCI, NotConnected, UsageError
 from authsome.models import Connection, Provider
 from authsome.providers import Registry, deployment, trust
 from authsome.providers.routes import Route, canonical_path, normalize_host, overlap, parse_routes, path_names_endpoint, specificity
@@ -128,6 +128,13 @@ def load(vault: Vault, registry: Registry, selection: dict[str, str], *, warn=No
             except Exception:
                 continue  # records of a provider whose definition is gone: not part of the run
         trust.check(vault, provider, [conn_name])
+        record = vault.get_connection(name, conn_name)
+        if record is not None and record.exported_at is not None:
+            if name in chosen:
+                raise HandedToCI(name, conn_name)
+            if warn is not None:
+                warn(f"{name}/{conn_name} was handed to CI (`authsome ci export`), so this run does not use it")
+            continue
         bindings.append(_binding(vault, provider, conn_name, chosen=name in chosen))
     return _settle_overlaps(bindings, warn or (lambda message: None))
 

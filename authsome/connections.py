@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authsome import exports
-from authsome.errors import ConnectionInvalid, NoDefaultConnection, NotConnected, ProviderInvalid, TokenExpired
+from authsome.errors import ConnectionInvalid, HandedToCI, NoDefaultConnection, NotConnected, ProviderInvalid, TokenExpired
 from authsome.models import Connection, Provider
 from authsome.providers import Registry
 from authsome.vault import ConnectionEntry, Vault, check_connection_name
@@ -105,6 +105,8 @@ def require(vault: Vault, provider: Provider, connection: str = DEFAULT) -> Conn
     conn = find(vault, provider.name, connection)
     if conn is None:
         raise missing(vault, provider.name, connection)
+    if conn.exported_at is not None:
+        raise HandedToCI(provider.name, connection)
     login = f"authsome login {provider.name}" + ("" if connection == DEFAULT else f" --connection {connection}")
     status = conn.status()
     if status == "invalid":

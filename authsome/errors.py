@@ -138,6 +138,20 @@ class NoDefaultConnection(NotConnected):
         )
 
 
+class HandedToCI(CredentialError):
+    """The connection was exported to a CI bundle with its refresh token; this machine must not use it."""
+
+    code = "handed_to_ci"
+
+    def __init__(self, provider: str, connection: str):
+        CredentialError.__init__(
+            self,
+            f"Connection '{connection}' of '{provider}' was handed to CI (`authsome ci export`): its refresh token "
+            "lives in the bundle now, and using it here too would fork the grant.",
+            f"use another connection here, or log it in again: authsome login {provider} --connection {connection} --force",
+        )
+
+
 class TokenExpired(CredentialError):
     code = "expired"
 

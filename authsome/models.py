@@ -127,6 +127,9 @@ class Connection:
     # Incremented on every write: a writer that re-reads under the lock can
     # tell whether another process replaced the record meanwhile.
     version: int = 0
+    # Handed to a CI bundle (`authsome ci export`): this machine no longer uses or
+    # refreshes it, so a rotating grant is never forked.
+    exported_at: float | None = None
     # Where the definition sent credentials when the user last confirmed it
     # (`authsome.providers.trust.snapshot`); None for records made before that.
     definition: dict[str, Any] | None = field(default=None, repr=False)

@@ -43,6 +43,7 @@ class ProxyConfig:
     connections: list[str]
     run_id: str
     deny_unmatched: bool = False
+    allow_hosts: tuple[str, ...] = ()  # with deny_unmatched: hosts that pass all the same
     upstream_proxy: str | None = None  # http://host:port of a proxy to chain to
     upstream_proxy_auth: str | None = None  # user:password for it
     log_file: Path | None = None
@@ -122,6 +123,7 @@ class Proxy:
             "authsome_home": cfg.home,
             "authsome_connections": list(cfg.connections),
             "authsome_deny_unmatched": cfg.deny_unmatched,
+            "authsome_allow_hosts": list(cfg.allow_hosts),
             "authsome_run_id": cfg.run_id,
             **cfg.extra_options,
         }

@@ -182,7 +182,7 @@ def secret_env_names(bindings: Sequence[Binding], parent_env: Mapping[str, str])
     """authsome's own secrets in the parent environment, which the child must not inherit."""
     from authsome.flows.interaction import env_prefix
 
-    names = {"AUTHSOME_MASTER_KEY"}
+    names = {"AUTHSOME_MASTER_KEY", "AUTHSOME_BUNDLE"}
     names |= {n for n in parent_env if n.endswith("_CLIENT_SECRET")}
     for b in bindings:
         prefix = env_prefix(b.provider.name)
@@ -347,18 +347,21 @@ def _terminal_delivers_sigint() -> bool:
 
 
 def run(argv: Sequence[str], bindings: Sequence[Binding], vault: Vault, *, connections: list[str],
-        deny_unmatched: bool = False, ui: str | None = None, parent_env: Mapping[str, str] | None = None,
+        deny_unmatched: bool = False, allow_hosts: Sequence[str] = (), ui: str | None = None,
+        parent_env: Mapping[str, str] | None = None,
         on_ready=None) -> int:
     """Start the proxy, run the child, stop the proxy, return the child's status."""
     if not argv:
         raise UsageError("No command to run.", "put the command after --, for example: authsome run -- python my_agent.py")
     stop = StopRequest()
     with _signals(stop.note, STOPPING):
-        return _run(argv, bindings, vault, connections=connections, deny_unmatched=deny_unmatched, ui=ui,
+        return _run(argv, bindings, vault, connections=connections, deny_unmatched=deny_unmatched,
+                    allow_hosts=tuple(allow_hosts), ui=ui,
                     parent_env=dict(os.environ if parent_env is None else parent_env), on_ready=on_ready, stop=stop)
 
 
-def _run(argv, bindings, vault, *, connections, deny_unmatched, ui, parent_env, on_ready, stop: StopRequest) -> int:
+def _run(argv, bindings, vault, *, connections, deny_unmatched, allow_hosts, ui, parent_env, on_ready,
+         stop: StopRequest) -> int:
     from authsome import hardening
     from authsome.proxy import Proxy, ProxyConfig
 
@@ -387,6 +390,7 @@ def _run(argv, bindings, vault, *, connections, deny_unmatched, ui, parent_env, 
             connections=connections,
             run_id=files.directory.name,
             deny_unmatched=deny_unmatched,
+            allow_hosts=allow_hosts,
             upstream_proxy=upstream,
             upstream_proxy_auth=upstream_auth,
             log_file=files.log_file,

@@ -24,7 +24,7 @@ toward that provider's own API host.
 commands:
   providers    list, inspect, register, trust, remove
   credentials  login, get, export, logout, revoke
-  agents       run, log
+  agents       run, log, ci export
   diagnostics  whoami, doctor, completion
 """
 
@@ -81,7 +81,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from authsome.cli import auth, completion, creds, doctor, log, providers, run
+    from authsome.cli import auth, ci, completion, creds, doctor, log, providers, run
 
     parser = Parser(
         prog="authsome",
@@ -92,10 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"authsome {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="print tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in (providers, auth, creds, run, log, doctor, completion):
+    for module in (providers, auth, creds, run, ci, log, doctor, completion):
         module.register(sub)
-    for command in sub.choices.values():  # `authsome login -v ...` as well as `authsome -v login ...`
+    for name, command in sub.choices.items():  # `authsome login -v ...` as well as `authsome -v login ...`
         command.add_argument("-v", "--verbose", action="store_true", help="print tracebacks for errors")
+        command.set_defaults(command_name=name)  # `run` keeps its own `command` (the words after --)
     return parser
 
 
@@ -113,15 +114,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         common.reset()
         _install_resolve()
+        bundle_home = _install_bundle()
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
         if extra:  # reported by the command's own parser, which knows its option names
             commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-            (commands.get(args.command) or parser).error("unrecognized arguments: " + " ".join(extra))
+            (commands.get(getattr(args, "command_name", None)) or parser).error("unrecognized arguments: " + " ".join(extra))
         if not getattr(args, "func", None):
             parser.print_help()
             return ExitCode.USAGE if argv else ExitCode.OK
-        result = args.func(args)
+        try:
+            result = args.func(args)
+        finally:
+            if bundle_home is not None and getattr(args, "command_name", None) in ("run", "get", "export"):
+                _say_if_spent(bundle_home)
         return int(result or 0)
     except AuthsomeError as exc:
         return _report(exc, verbose, as_json=_wants_json(argv))
@@ -150,6 +156,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: internal error ({type(exc).__name__})", file=sys.stderr)
         print("hint: run again with --verbose for the traceback", file=sys.stderr)
         return ExitCode.ERROR
+
+
+def _install_bundle():
+    """In a CI job with AUTHSOME_BUNDLE set (and no AUTHSOME_HOME), the bundle's private home is the home."""
+    import os
+
+    from authsome import bundle
+
+    if not os.environ.get(bundle.ENV) or os.environ.get("AUTHSOME_HOME"):
+        return None
+    home = bundle.home_for(os.environ[bundle.ENV], os.environ.get("AUTHSOME_MASTER_KEY"))
+    os.environ["AUTHSOME_HOME"] = str(home)
+    from authsome.cli import common
+
+    common.reset()
+    return home
+
+
+def _say_if_spent(home) -> None:
+    import os
+
+    from authsome import bundle
+
+    spent, refused = bundle.outcome(home, os.environ[bundle.ENV], os.environ["AUTHSOME_MASTER_KEY"])
+    for s, what in [(s, "rotated its refresh token in this job, so the bundle's copy is spent: a job that starts "
+                        "from the bundle again will be refused (and the grant may be revoked)") for s in spent] + \
+                   [(s, "was refused by the provider: the bundle's refresh token had already been used, by an "
+                        "earlier job or by the workstation") for s in refused]:
+        print(f"authsome: {s.provider}/{s.connection} {what}. On a workstation: authsome login {s.provider} "
+              f"--connection {s.connection} --force, then authsome ci export {s.provider}={s.connection}, and update "
+              "both secrets (or export --access-token-only for short jobs).", file=sys.stderr)
 
 
 def _install_resolve() -> None:

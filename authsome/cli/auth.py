@@ -7,7 +7,7 @@ import os
 import sys
 
 from authsome import render
-from authsome.cli.common import add_connection, add_json, connection_of, registry, seconds, vault
+from authsome.cli.common import add_connection, add_json, can_ask, connection_of, registry, seconds, vault
 from authsome.errors import DefinitionUnconfirmed, LoginError, NeedsInteraction, UsageError
 
 FLOWS = ("pkce", "device_code", "dcr_pkce", "api_key")
@@ -148,7 +148,7 @@ def _confirm_replace(provider, existing) -> None:
     what = f"'{provider.name}' already has a connected '{existing.name}' connection"
     detail = ", ".join(x for x in (existing.account and f"account {existing.account}",
                                    existing.scopes and f"scopes {' '.join(existing.scopes)}") if x)
-    if sys.stdin.isatty() and sys.stderr.isatty():
+    if can_ask():
         answer = input(f"{what}{f' ({detail})' if detail else ''}. Replace it? [y/N] ").strip().lower()
         if answer in ("y", "yes"):
             return
@@ -300,7 +300,7 @@ def cmd_revoke(args) -> int:
         registry().get(name)  # neither a definition nor records: the provider's own error
     if not args.yes:
         what = f"{len(held)} connection(s) of '{name}' ({', '.join(held) or 'none'}) and its stored client"
-        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        if not can_ask():
             raise UsageError(f"`revoke` deletes {what}; it asks first, and nobody can answer here.",
                              f"add --yes: authsome revoke {name} --yes")
         if input(f"Delete {what}? [y/N] ").strip().lower() not in ("y", "yes"):

@@ -66,3 +66,13 @@ def seconds(text: str) -> float:
     if not math.isfinite(value) or not 0 < value <= 86400:
         raise argparse.ArgumentTypeError(f"'{text}' must be a number of seconds between 0 and 86400")
     return value
+
+
+def can_ask() -> bool:
+    """A person can answer a question here: a terminal on both ends, and not CI (CI=true never waits)."""
+    import os
+    import sys
+
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        return False
+    return sys.stdin.isatty() and sys.stderr.isatty()

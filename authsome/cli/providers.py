@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from authsome import render
-from authsome.cli.common import add_json, registry, vault
+from authsome.cli.common import add_json, can_ask, registry, vault
 from authsome.errors import UsageError
 
 
@@ -185,7 +185,7 @@ def _ask_trust(provider, changes) -> bool:
     render.note(f"'{provider.name}' has stored credentials, and this definition changes where they go:")
     for field, old, new in changes:
         render.note(f"  {field}: {json.dumps(old)} -> {json.dumps(new)}")
-    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+    if not can_ask():
         render.note(f"They are not used with it until someone confirms on a terminal: `authsome trust {provider.name}`.")
         return False
     answer = input(f"Use this definition for the credentials of '{provider.name}'? [y/N] ").strip().lower()
@@ -200,7 +200,7 @@ def ask_first_use(provider) -> bool:
     """A custom definition nobody confirmed: show where it sends credentials; on a terminal, ask."""
     from authsome.providers import trust
 
-    if os.environ.get("AUTHSOME_RUN") == "1" or not (sys.stdin.isatty() and sys.stderr.isatty()):
+    if os.environ.get("AUTHSOME_RUN") == "1" or not can_ask():
         return False
     render.note(f"'{provider.name}' comes from {provider.path}, which nobody confirmed. It sends credentials to:")
     for field, value in trust.destinations(provider):
@@ -230,7 +230,7 @@ def cmd_trust(args) -> int:
     if not changed:
         render.out(f"nothing to confirm: the stored credentials of '{provider.name}' match its definition")
         return 0
-    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+    if not can_ask():
         _ask_trust(provider, changed)
         raise UsageError(f"Confirming a changed definition of '{provider.name}' needs a terminal.",
                          f"run `authsome trust {provider.name}` yourself, in a terminal")

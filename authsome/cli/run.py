@@ -25,6 +25,10 @@ examples:
   authsome run --connection x=work -- curl https://api.twitter.com/2/users/me
   authsome run --resolve api.twitter.com:443:127.0.0.1:8443 -- ./staging-test.sh
   authsome run --ui web -- python my_agent.py          # watch the requests in mitmproxy's web UI
+  authsome run --deny-unmatched --allow-host pypi.org -- ./agent.sh   # only routed hosts and pypi.org
+
+--deny-unmatched holds for programs that use the proxy; one that opens its own
+sockets is out of its reach (run it in a network namespace or container for that).
 """
 
 
@@ -40,7 +44,9 @@ def register(sub) -> None:
     p.add_argument("--connection", "-c", metavar="PROVIDER=NAME", action="append", default=[],
                    help="use this connection of PROVIDER (repeatable; default: each provider's 'default')")
     p.add_argument("--deny-unmatched", action="store_true",
-                   help="refuse connections to hosts no provider routes (an allow-list for the command)")
+                   help="refuse (403) connections and requests to hosts no provider routes (an allow-list for the command)")
+    p.add_argument("--allow-host", metavar="HOST", action="append", default=[],
+                   help="with --deny-unmatched, let HOST (exact, or *.domain) through untouched (repeatable)")
     p.add_argument("--ui", choices=("web",),
                    help="also serve mitmproxy's web UI on 127.0.0.1 to watch the traffic (URL printed on stderr)")
     p.add_argument("--resolve", metavar="HOST:PORT:ADDR:PORT", action="append", default=[],
@@ -69,12 +75,19 @@ def _authsome_logs_to_stderr() -> None:
 def cmd_run(args) -> int:
     from authsome import bindings, resolve, runner
     from authsome.errors import UsageError
+    from authsome.providers.routes import RouteError, parse_allowed_host
 
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
     if not command:
         raise UsageError("No command to run.", "put the command after --, for example: authsome run -- python my_agent.py")
+    if args.allow_host and not args.deny_unmatched:
+        raise UsageError("--allow-host only matters with --deny-unmatched.", "add --deny-unmatched, or drop --allow-host")
+    try:
+        allowed = [parse_allowed_host(h) for h in args.allow_host]
+    except RouteError as exc:
+        raise UsageError(f"--allow-host {exc}.", "give a host name such as pypi.org, or *.example.com") from None
     if args.resolve:
         resolve.install(args.resolve)
     selection = bindings.parse_selection(args.connection)
@@ -88,4 +101,4 @@ def cmd_run(args) -> int:
             render.note(f"authsome: mitmproxy web UI at {proxy.web_url}")
 
     return runner.run(command, active, vault(), connections=[f"{k}={v}" for k, v in selection.items()],
-                      deny_unmatched=args.deny_unmatched, ui=args.ui, on_ready=announce)
+                      deny_unmatched=args.deny_unmatched, allow_hosts=allowed, ui=args.ui, on_ready=announce)

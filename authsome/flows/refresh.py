@@ -15,7 +15,7 @@ import time
 
 from authlib.integrations.base_client.errors import OAuthError
 
-from authsome.errors import ConnectionInvalid, LoginError, NotConnected, TokenExpired
+from authsome.errors import ConnectionInvalid, HandedToCI, LoginError, NotConnected, TokenExpired
 from authsome.flows import oauth_client
 from authsome.flows.clients import known_client
 from authsome.models import REFRESH_LEEWAY, ClientCredentials, Connection, Provider
@@ -41,6 +41,8 @@ def refresh(vault: Vault, provider: Provider, name: str, *, stale_version: int |
     def change(current: Connection | None) -> Connection | None:
         if current is None:
             raise NotConnected(provider.name, name)
+        if current.exported_at is not None:
+            raise HandedToCI(provider.name, name)  # its refresh token belongs to a CI bundle now
         if current.state == "invalid":
             return current
         if stale_version is not None:

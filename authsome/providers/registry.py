@@ -60,8 +60,8 @@ class _SchemaPassCache:
 
     CHECKS = b"routes-pin-registrable-domain-v1"
 
-    def __init__(self) -> None:
-        self.path = paths.home() / "cache" / "schema-passed"
+    def __init__(self, home: Path) -> None:
+        self.path = home / "cache" / "schema-passed"
 
     def _digest(self, text: bytes) -> str:
         return hashlib.sha256(schema.schema_bytes() + b"\0" + self.CHECKS + b"\0" + text).hexdigest()
@@ -84,11 +84,12 @@ class _SchemaPassCache:
 
 
 def _load_file(path: Path, source: str) -> Provider:
+    """One definition file; a custom one's schema pass is cached in the home it lives in."""
     try:
         text = path.read_bytes()
     except OSError as exc:
         raise ProviderInvalid(str(path), "(file)", f"cannot be read: {exc.strerror}") from None
-    cache = _SchemaPassCache() if source == "custom" else None
+    cache = _SchemaPassCache(path.parent.parent) if source == "custom" else None
     checked = source == "bundled" or (cache is not None and cache.passed(text))
     provider = parse_definition(text, str(path), source=source, schema_checked=checked)
     if cache is not None and not checked:

@@ -245,3 +245,18 @@ def overlap(a: Route, b: Route) -> bool:
 def specificity(route: Route) -> tuple[int, int]:
     """Higher is more specific: an exact host beats a pattern, a longer prefix a shorter one."""
     return (1 if route.host is not None else 0, len(route.path_prefix))
+
+
+def parse_allowed_host(entry: str) -> str:
+    """An `--allow-host` entry: an exact host, or `*.domain` for the hosts under that domain."""
+    text = entry.strip().lower().rstrip(".")
+    wildcard = text.startswith("*.")
+    name = text[2:] if wildcard else text
+    if "*" in name or not _HOST.match(name) or _is_ip(name) or (wildcard and "." not in name):
+        raise RouteError(f"'{entry}' is not a host name or *.domain")
+    return text
+
+
+def host_allowed(host: str, allowed: tuple[str, ...] | list[str]) -> bool:
+    host = normalize_host(host)
+    return any(host == a or (a.startswith("*.") and host.endswith(a[1:])) for a in allowed)

@@ -1,0 +1,214 @@
+"""CI bundles: chosen connections, sealed under a key of their own, carried in two CI secrets.
+
+`authsome ci export` seals the chosen connections (their tokens, the OAuth
+client each needs to refresh, and the definition when it is a custom one)
+with AES-256-GCM under a fresh random key. The job gets two values:
+`AUTHSOME_BUNDLE` (the sealed bundle) and `AUTHSOME_MASTER_KEY` (its key,
+which is also the job's vault key). Nothing else.
+
+In the job, `home_for` turns the bundle into a private home (0700, in the
+temporary directory, one per bundle): every authsome command of the job then
+uses it, so a token refreshed by one command is the token the next one uses.
+
+Rotating refresh tokens (X revokes the whole grant when an old one is reused)
+make a bundle a fork of a grant. So an exported connection is handed over: the
+workstation marks it (`exported_at`) and no longer uses or refreshes it; log in
+a dedicated connection for CI (`authsome login x --connection ci`). A job
+that rotated the token leaves the bundle's copy spent: `spent` tells which,
+and the CLI says so with the remedy. `--access-token-only` bundles carry no
+refresh token at all: no fork, and the workstation keeps using the
+connection, for jobs shorter than the token's life.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import stat
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from authsome import paths
+from authsome.errors import AuthsomeError, NotConnected, UsageError, VaultError
+from authsome.models import ClientCredentials, Connection
+from authsome.providers import Registry, trust
+from authsome.vault import Vault
+from authsome.vault.crypto import KEY_ENV, MasterKey, key_id
+
+FORMAT = "authsome-bundle/1"
+PREFIX = "asb1"
+ENV = "AUTHSOME_BUNDLE"
+
+
+class BundleError(VaultError):
+    code = "bundle_invalid"
+
+
+@dataclass(frozen=True)
+class Selected:
+    provider: str
+    connection: str
+
+
+def make(vault: Vault, registry: Registry, selection: list[Selected], *, access_token_only: bool = False) -> tuple[str, str]:
+    """(AUTHSOME_BUNDLE, AUTHSOME_MASTER_KEY) for the selected connections."""
+    entries = []
+    for item in selection:
+        provider = registry.get(item.provider)
+        trust.check(vault, provider, [item.connection])
+        conn = vault.get_connection(provider.name, item.connection)
+        if conn is None:
+            raise NotConnected(provider.name, item.connection)
+        if conn.exported_at is not None:
+            raise UsageError(f"Connection '{conn.name}' of '{provider.name}' was already handed to CI; its refresh token "
+                             "lives there, so this machine cannot export it again.",
+                             f"log it in again first: authsome login {provider.name} --connection {conn.name} --force")
+        if conn.status() != "connected":
+            raise UsageError(f"Connection '{conn.name}' of '{provider.name}' is {conn.status()}; a job could not use it.",
+                             f"log in again: authsome login {provider.name} --connection {conn.name} --force")
+        if access_token_only:
+            if provider.auth_type == "oauth2" and not conn.access_token:
+                raise UsageError(f"Connection '{conn.name}' of '{provider.name}' has no access token to export.")
+            conn = conn.with_changes(refresh_token=None)
+        client = vault.get_client(provider.name) if provider.auth_type == "oauth2" and conn.refresh_token else None
+        entries.append({
+            "provider": provider.name,
+            "connection": conn.to_dict(),
+            "client": client.to_dict() if client else None,
+            "definition": provider.raw if provider.source == "custom" else None,
+        })
+    key = secrets.token_bytes(32)
+    payload = json.dumps({"format": FORMAT, "created_at": time.time(), "entries": entries}).encode()
+    nonce = secrets.token_bytes(12)
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    sealed = AESGCM(key).encrypt(nonce, payload, FORMAT.encode())
+    bundle = f"{PREFIX}.{key_id(key)}.{base64.urlsafe_b64encode(nonce + sealed).decode().rstrip('=')}"
+    return bundle, base64.b64encode(key).decode()
+
+
+def hand_over(vault: Vault, selection: list[Selected]) -> list[Selected]:
+    """Mark exported connections with a refresh token: this machine stops using them (no forked grant)."""
+    handed = []
+    for item in selection:
+        def change(current):
+            if current is None or not current.refresh_token:
+                return current
+            return current.with_changes(exported_at=time.time())
+
+        if vault.update_connection(item.provider, item.connection, change) is not None:
+            conn = vault.get_connection(item.provider, item.connection)
+            if conn is not None and conn.exported_at is not None:
+                handed.append(item)
+    return handed
+
+
+def open_bundle(text: str, key_text: str | None) -> dict:
+    """The bundle's content; BundleError (exit 5) for a wrong key, a damaged or a truncated bundle."""
+    hint = "copy both values from the same `authsome ci export` into the CI secrets again"
+    if not key_text or not key_text.strip():
+        raise BundleError(f"{ENV} is set but {KEY_ENV} is missing or empty.", hint)
+    try:
+        key = base64.b64decode(key_text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise BundleError(f"{KEY_ENV} is not base64 of 32 bytes.", hint)
+    parts = text.strip().split(".")
+    if len(parts) != 3 or parts[0] != PREFIX:
+        raise BundleError(f"{ENV} is not an authsome bundle (or it was cut short).", hint)
+    if parts[1] != key_id(key):
+        raise BundleError(f"{ENV} was sealed with another key than this {KEY_ENV}.", hint)
+    try:
+        raw = base64.urlsafe_b64decode(parts[2] + "=" * (-len(parts[2]) % 4))
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        payload = AESGCM(key).decrypt(raw[:12], raw[12:], FORMAT.encode())
+        data = json.loads(payload)
+    except (binascii.Error, ValueError, InvalidTag, IndexError):
+        raise BundleError(f"{ENV} is damaged or truncated: it does not open.", hint) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise BundleError(f"{ENV} is not an authsome bundle this version reads.", hint)
+    return data
+
+
+def home_for(text: str, key_text: str | None) -> Path:
+    """The job's private home for this bundle, made from it on first use and reused by later commands."""
+    data = open_bundle(text, key_text)
+    digest = hashlib.sha256(text.strip().encode()).hexdigest()[:16]
+    root = Path(tempfile.gettempdir()) / f"authsome-ci-{os.getuid()}-{digest}"
+    if _usable(root):
+        return root
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-"))
+    try:
+        _fill(staging, data, MasterKey(base64.b64decode(key_text.strip()), "env", KEY_ENV))
+        try:
+            os.rename(staging, root)
+        except OSError:  # another command of the job made it first
+            if not _usable(root):
+                raise AuthsomeError(f"Cannot use {root} as the job's home.", "remove it, then run the job again") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return root
+
+
+def _usable(root: Path) -> bool:
+    try:
+        st = os.lstat(root)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) & 0o077:
+        raise AuthsomeError(f"{root} exists but is not a private directory of yours; it will not hold the job's tokens.",
+                            "remove it, or set TMPDIR to a directory of your own")
+    return True
+
+
+def _fill(home: Path, data: dict, key: MasterKey) -> None:
+    os.chmod(home, paths.DIR_MODE)
+    for name in ("providers", "vault"):
+        (home / name).mkdir(mode=paths.DIR_MODE)
+    vault = Vault(home / "vault", key=key)
+    registry = Registry(user_dir=home / "providers")
+    for entry in data.get("entries", []):
+        name = entry["provider"]
+        if entry.get("definition") is not None:
+            paths.atomic_write(home / "providers" / f"{name}.json", json.dumps(entry["definition"], indent=2).encode())
+        provider = registry.get(name)
+        if provider.source == "custom":
+            vault.put_confirmed_definition(name, trust.snapshot(provider))
+        conn = Connection.from_dict({**entry["connection"], "exported_at": None})
+        vault.put_connection(trust.stamped(provider, conn))
+        if vault.default_connection(name) not in vault.connection_names(name):
+            vault.set_default_connection(name, conn.name)  # the job's default: what was exported (x=ci)
+        if entry.get("client"):
+            vault.put_client(trust.stamped(provider, ClientCredentials.from_dict(entry["client"])))
+
+
+def outcome(home: Path, text: str, key_text: str) -> tuple[list[Selected], list[Selected]]:
+    """(spent, refused): connections whose refresh token rotated in this job (the bundle's copy would be
+    refused next time), and those the provider refused (the bundle's copy was used before)."""
+    data = open_bundle(text, key_text)
+    vault = Vault(home / "vault", key=MasterKey(base64.b64decode(key_text.strip()), "env", KEY_ENV))
+    spent, refused = [], []
+    for entry in data.get("entries", []):
+        original = entry["connection"]
+        try:
+            now = vault.get_connection(entry["provider"], original["name"])
+        except AuthsomeError:
+            continue
+        if now is None:
+            continue
+        item = Selected(entry["provider"], original["name"])
+        if now.state == "invalid":
+            refused.append(item)
+        elif original.get("refresh_token") and now.refresh_token != original["refresh_token"]:
+            spent.append(item)
+    return spent, refused
