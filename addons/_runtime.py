@@ -59,6 +59,7 @@ class Runtime:
     refresh_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     # flow -> every secret value written on the wire for it (all attempts), for Scrub.
     written: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
+    values_cache: dict = field(default_factory=dict)  # binding key -> (record identity, its wire values)
 
     def binding_for(self, key: str | None) -> Binding | None:
         return next((b for b in self.bindings if b.key == key), None)
@@ -103,22 +104,31 @@ class Runtime:
             outgoing = _wire.head_copy(request)
             meta["injected"] = injection.apply(outgoing, binding.provider, conn)
             meta["record_version"] = conn.version  # lets a 401 retry tell whether it was refreshed since
+            sent = self._current_values(binding, conn)
             for values in written:  # the re-send's response and the original's are both scrubbed of it
-                values.update(injection.wire_values(binding.provider, conn))
+                values.update(sent)
             return outgoing
 
         _wire.on_send(flow.request, rewrite)
 
-    def secrets_for(self, flow) -> set[str]:
+    def secrets_for(self, flow) -> frozenset[str]:
         """What must never come back to the child on this flow: what was sent, and the current secrets."""
-        out = set(self.written.get(flow, ()))
+        out = frozenset(self.written.get(flow, ()))
         binding = self.binding_for((flow.metadata.get(META) or {}).get("tunnel_binding"))
         if binding is not None:
             try:
-                out |= injection.wire_values(binding.provider, self.source(binding).current())
+                out |= self._current_values(binding, self.source(binding).current())
             except Exception:  # an unreadable record: what was sent is still scrubbed
                 pass
         return out
+
+    def _current_values(self, binding: Binding, conn: Connection) -> frozenset[str]:
+        key = (binding.key, conn.version, conn.access_token, conn.api_key)
+        cached = self.values_cache.get(binding.key)
+        if cached is None or cached[0] != key:
+            cached = (key, frozenset(injection.wire_values(binding.provider, conn)))
+            self.values_cache[binding.key] = cached
+        return cached[1]
 
 
 @functools.lru_cache(maxsize=4)

@@ -24,6 +24,8 @@ hook waits for a refresh while the UI may read the flow.
 
 from __future__ import annotations
 
+import weakref
+
 from mitmproxy import ctx, http
 
 from authsome import scrub
@@ -82,12 +84,21 @@ class _Stream:
 
 
 class Scrub:
+    def __init__(self) -> None:
+        self._secrets: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # flow -> its secrets, once per response
+
     def load(self, loader) -> None:
         declare(loader)
         _wire.install()
 
     def _scrubber(self, flow: http.HTTPFlow) -> scrub.Scrubber:
-        return scrub.Scrubber(runtime(ctx.options).secrets_for(flow))
+        secrets = self._secrets.get(flow)
+        if secrets is None or flow.is_replay:
+            secrets = self._secrets[flow] = runtime(ctx.options).secrets_for(flow)
+        return scrub.Scrubber(secrets)
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        self._secrets.pop(flow, None)  # a flow seen again (a replay): its secrets are read anew
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         response = flow.response

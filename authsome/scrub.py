@@ -16,6 +16,7 @@ response then travels unencoded.
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 from collections.abc import Iterable
@@ -23,6 +24,12 @@ from collections.abc import Iterable
 from authsome.models import PLACEHOLDER
 
 DECODABLE = ("gzip", "x-gzip", "deflate", "br", "zstd")
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(needles: tuple[bytes, ...]) -> re.Pattern[bytes]:
+    """One compiled alternation per set of secrets (a run has few): built once, not per response."""
+    return re.compile(b"|".join(re.escape(n) for n in needles))
 
 
 class Scrubber:
@@ -33,9 +40,9 @@ class Scrubber:
     HOLD = 8
 
     def __init__(self, secrets: Iterable[str], replacement: str = PLACEHOLDER):
-        needles = sorted({s.encode() for s in secrets if s}, key=len, reverse=True)
+        needles = tuple(sorted({s.encode() for s in secrets if s}, key=len, reverse=True))
         self._needles = needles
-        self._pattern = re.compile(b"|".join(re.escape(n) for n in needles)) if needles else None
+        self._pattern = _pattern(needles) if needles else None
         self._replacement = replacement.encode()
         self._held = b""
         self._pending: list[tuple[bytes, int]] = []  # (secret, k): the last output ended with secret[:k]

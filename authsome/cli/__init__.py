@@ -23,7 +23,7 @@ toward that provider's own API host.
 
 commands:
   providers    list, inspect, register, trust, remove
-  credentials  login, get, export, logout, revoke
+  credentials  login, default, get, export, logout, revoke
   agents       run, log, ci export
   diagnostics  whoami, doctor, completion
 """
