@@ -58,25 +58,29 @@ class Selected:
 
 
 def make(vault: Vault, registry: Registry, selection: list[Selected], *, access_token_only: bool = False) -> tuple[str, str]:
-    """(AUTHSOME_BUNDLE, AUTHSOME_MASTER_KEY) for the selected connections."""
+    """(AUTHSOME_BUNDLE, AUTHSOME_MASTER_KEY) for the selected connections.
+
+    Without --access-token-only, each connection is read and handed over in one
+    step under its lock: a refresh by another process cannot slip in between
+    and leave the bundle holding a refresh token already spent.
+    """
+    providers = _checked(vault, registry, selection, access_token_only)
     entries = []
-    for item in selection:
-        provider = registry.get(item.provider)
-        trust.check(vault, provider, [item.connection])
-        conn = vault.get_connection(provider.name, item.connection)
-        if conn is None:
-            raise NotConnected(provider.name, item.connection)
-        if conn.exported_at is not None:
-            raise UsageError(f"Connection '{conn.name}' of '{provider.name}' was already handed to CI; its refresh token "
-                             "lives there, so this machine cannot export it again.",
-                             f"log it in again first: authsome login {provider.name} --connection {conn.name} --force")
-        if conn.status() != "connected":
-            raise UsageError(f"Connection '{conn.name}' of '{provider.name}' is {conn.status()}; a job could not use it.",
-                             f"log in again: authsome login {provider.name} --connection {conn.name} --force")
-        if access_token_only:
-            if provider.auth_type == "oauth2" and not conn.access_token:
-                raise UsageError(f"Connection '{conn.name}' of '{provider.name}' has no access token to export.")
-            conn = conn.with_changes(refresh_token=None)
+    for item, provider in zip(selection, providers):
+        taken: list[Connection] = []
+
+        def take(current, provider=provider, taken=taken):
+            if current is None or (current.exported_at is not None and not access_token_only):
+                raise UsageError(f"Connection '{item.connection}' of '{provider.name}' changed while it was exported.",
+                                 "run the export again")
+            conn = current.with_changes(refresh_token=None) if access_token_only else current
+            taken.append(conn)
+            if access_token_only or not current.refresh_token:
+                return current
+            return current.with_changes(exported_at=time.time())
+
+        vault.update_connection(item.provider, item.connection, take)
+        conn = taken[0]
         client = vault.get_client(provider.name) if provider.auth_type == "oauth2" and conn.refresh_token else None
         entries.append({
             "provider": provider.name,
@@ -94,20 +98,36 @@ def make(vault: Vault, registry: Registry, selection: list[Selected], *, access_
     return bundle, base64.b64encode(key).decode()
 
 
-def hand_over(vault: Vault, selection: list[Selected]) -> list[Selected]:
-    """Mark exported connections with a refresh token: this machine stops using them (no forked grant)."""
-    handed = []
+def handed_over(selection: list[Selected], vault: Vault) -> list[Selected]:
+    """Which of the exported connections this machine gave away (those with a refresh token)."""
+    out = []
     for item in selection:
-        def change(current):
-            if current is None or not current.refresh_token:
-                return current
-            return current.with_changes(exported_at=time.time())
+        conn = vault.get_connection(item.provider, item.connection)
+        if conn is not None and conn.exported_at is not None:
+            out.append(item)
+    return out
 
-        if vault.update_connection(item.provider, item.connection, change) is not None:
-            conn = vault.get_connection(item.provider, item.connection)
-            if conn is not None and conn.exported_at is not None:
-                handed.append(item)
-    return handed
+
+def _checked(vault: Vault, registry: Registry, selection: list[Selected], access_token_only: bool) -> list:
+    """Every selected connection can be exported (checked before any is handed over)."""
+    providers = []
+    for item in selection:
+        provider = registry.get(item.provider)
+        trust.check(vault, provider, [item.connection])
+        conn = vault.get_connection(provider.name, item.connection)
+        if conn is None:
+            raise NotConnected(provider.name, item.connection)
+        if conn.exported_at is not None:
+            raise UsageError(f"Connection '{conn.name}' of '{provider.name}' was already handed to CI; its refresh token "
+                             "lives there, so this machine cannot export it again.",
+                             f"log it in again first: authsome login {provider.name} --connection {conn.name} --force")
+        if conn.status() != "connected":
+            raise UsageError(f"Connection '{conn.name}' of '{provider.name}' is {conn.status()}; a job could not use it.",
+                             f"log in again: authsome login {provider.name} --connection {conn.name} --force")
+        if access_token_only and provider.auth_type == "oauth2" and not conn.access_token:
+            raise UsageError(f"Connection '{conn.name}' of '{provider.name}' has no access token to export.")
+        providers.append(provider)
+    return providers
 
 
 def open_bundle(text: str, key_text: str | None) -> dict:
@@ -126,11 +146,11 @@ def open_bundle(text: str, key_text: str | None) -> dict:
         raise BundleError(f"{ENV} is not an authsome bundle (or it was cut short).", hint)
     if parts[1] != key_id(key):
         raise BundleError(f"{ENV} was sealed with another key than this {KEY_ENV}.", hint)
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     try:
         raw = base64.urlsafe_b64decode(parts[2] + "=" * (-len(parts[2]) % 4))
-        from cryptography.exceptions import InvalidTag
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
         payload = AESGCM(key).decrypt(raw[:12], raw[12:], FORMAT.encode())
         data = json.loads(payload)
     except (binascii.Error, ValueError, InvalidTag, IndexError):

@@ -105,8 +105,7 @@ def require(vault: Vault, provider: Provider, connection: str = DEFAULT) -> Conn
     conn = find(vault, provider.name, connection)
     if conn is None:
         raise missing(vault, provider.name, connection)
-    if conn.exported_at is not None:
-        raise HandedToCI(provider.name, connection)
+    kept_here(conn)
     login = f"authsome login {provider.name}" + ("" if connection == DEFAULT else f" --connection {connection}")
     status = conn.status()
     if status == "invalid":
@@ -122,6 +121,13 @@ def require(vault: Vault, provider: Provider, connection: str = DEFAULT) -> Conn
     return conn
 
 
+def kept_here(conn: Connection) -> Connection:
+    """`conn`, unless it was handed to CI: its tokens are the job's now, not this machine's to use or show."""
+    if conn.exported_at is not None:
+        raise HandedToCI(conn.provider, conn.name)
+    return conn
+
+
 def export_values(registry: Registry, vault: Vault, provider: str | None, connection: str | None) -> dict[str, str]:
     """Real values to export: one provider, or the default (or named) connection of every provider."""
     if provider:
@@ -133,7 +139,7 @@ def export_values(registry: Registry, vault: Vault, provider: str | None, connec
         if entry.name != (connection or vault.default_connection(entry.provider)) or entry.connection is None:
             continue
         prov = registry.get(entry.provider)
-        if entry.connection.status() == "connected":
+        if entry.connection.status() == "connected" and entry.connection.exported_at is None:
             values.update(exports.real_values(prov, fresh(vault, entry.connection, prov)))
     return values
 

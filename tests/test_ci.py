@@ -43,10 +43,17 @@ def export(x_env, *args) -> dict[str, str]:
     return values
 
 
-def job(values: dict[str, str], x_env: dict[str, str], command: list[str], *, tmpdir: Path, timeout: float = 90):
-    """A CI job on a runner whose temporary directory is `tmpdir` (a fresh runner has a fresh one)."""
+def job(values: dict[str, str], x_env: dict[str, str], command: list[str], *, tmpdir: Path, timeout: float = 90,
+        piped: bool = False):
+    """A CI job on a runner whose temporary directory is `tmpdir` (a fresh runner has a fresh one).
+
+    The values come from the environment, or `piped` through --values as `ci export` printed them."""
     stand_in = {k: x_env[k] for k in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AUTHSOME_RESOLVE")}
     extra = [a for k, v in {**stand_in, "TMPDIR": str(tmpdir)}.items() for a in ("--env", f"{k}={v}")]
+    if piped:
+        text = "".join(f"{k}={v}\n" for k, v in values.items())
+        return subprocess.run(["bash", str(CI_JOB), "--values", "/dev/stdin", *extra, "--", *command], input=text,
+                              capture_output=True, text=True, timeout=timeout, env={"PATH": os.environ["PATH"]})
     return subprocess.run(["bash", str(CI_JOB), *extra, "--", *command], capture_output=True, text=True, timeout=timeout,
                           env={"PATH": os.environ["PATH"], **values})
 
@@ -123,9 +130,12 @@ def test_an_access_token_only_bundle_forks_nothing(oauth, connect_x, x_env, tmp_
     issued = connect_x()
     values = export(x_env, "x", "--access-token-only")
     assert Vault.open().get_connection("x").exported_at is None  # the workstation keeps using it
-    r = job(values, x_env, [*AUTHSOME_CMD, "export", "x", "--format", "json"], tmpdir=tmp_path)
+    r = job(values, x_env, [*AUTHSOME_CMD, "export", "x", "--format", "json"], tmpdir=tmp_path, piped=True)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["X_ACCESS_TOKEN"] == issued["access_token"]
+    names = {line.split("=", 1)[0] for line in job(values, x_env, ["env"], tmpdir=tmp_path, piped=True).stdout.splitlines()}
+    assert names == {"PATH", "HOME", "CI", "AUTHSOME_BUNDLE", "AUTHSOME_MASTER_KEY", "TMPDIR", "SSL_CERT_FILE",
+                     "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AUTHSOME_RESOLVE"}  # all a job has: nothing of this shell
     assert issued["refresh_token"] not in r.stdout + r.stderr
 
 
@@ -176,3 +186,52 @@ def test_github_format_passes_values_on_stdin_never_argv(cli, connect_x):
     assert lines[0] == "gh secret set AUTHSOME_BUNDLE <<'AUTHSOME_EOF'" and lines[1].startswith("asb1.")
     assert lines[3] == "gh secret set AUTHSOME_MASTER_KEY <<'AUTHSOME_EOF'"
     assert all(not line.startswith("gh") or "asb1." not in line for line in lines)
+
+
+def test_a_handed_over_connection_is_neither_exported_nor_shown_here(cli, connect_x):
+    issued = connect_x()
+    Vault.open().update_connection("x", "default", lambda c: c.with_changes(exported_at=time.time()))
+    everything = cli(["export", "--format", "json"])  # no provider: every default connection
+    assert everything.code == 0 and "X_ACCESS_TOKEN" not in everything.out
+    for field in ("refresh_token", "access_token"):
+        shown = cli(["get", "x", "--show-secret", "--field", field])
+        assert shown.code == 4 and "handed to CI" in shown.err
+        assert issued["refresh_token"] not in shown.both and issued["access_token"] not in shown.both
+    assert "handed to CI" in cli(["get", "x", "--show-secret"]).err
+    assert cli(["get", "x", "--field", "status"]).code == 0  # what is not secret still shows
+
+
+def test_exporting_needs_named_connections(cli, connect_x):
+    connect_x()
+    r = cli(["ci", "export"])
+    assert r.code == 2 and "Name the connections" in r.err and "AUTHSOME_BUNDLE" not in r.out
+    assert Vault.open().get_connection("x").exported_at is None
+
+
+def test_an_empty_or_truncated_bundle_is_a_clear_error(connect_x, x_env, tmp_path):
+    connect_x()
+    values = export(x_env, "x", "--access-token-only")
+    bundle = values["AUTHSOME_BUNDLE"]
+    prefix, kid, body = bundle.split(".")
+    for given in ("", f"{prefix}.{kid}.{body[:4 * (len(body) // 8) + 1]}"):  # 4k+1 characters: not base64
+        r = subprocess.run([*AUTHSOME_CMD, "get", "x", "--field", "status"], capture_output=True, text=True, timeout=30,
+                           env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TMPDIR": str(tmp_path),
+                                "AUTHSOME_BUNDLE": given, "AUTHSOME_MASTER_KEY": values["AUTHSOME_MASTER_KEY"]})
+        assert r.returncode == 5 and "Traceback" not in r.stderr and "hint:" in r.stderr, r.stderr
+
+
+def test_every_command_zeroes_the_secrets_of_its_environment_at_once(x_env, tmp_path):
+    """A process left behind by an earlier CI step reads /proc/PID/environ of what comes later."""
+    import base64
+
+    key = base64.b64encode(os.urandom(32)).decode()
+    proc = LoginProcess(["x", "--no-browser"], {**x_env, "AUTHSOME_HOME": str(tmp_path / "h"), "AUTHSOME_MASTER_KEY": key,
+                                                "X_CLIENT_ID": "confidential-basic", "X_CLIENT_SECRET": "basic-secret"})
+    try:
+        proc.url()  # waiting for a person: long enough to look
+        environ = Path(f"/proc/{proc.proc.pid}/environ").read_bytes()  # root here; others get EACCES (non-dumpable)
+        assert key.encode() not in environ and b"basic-secret" not in environ
+        assert b"X_CLIENT_ID=confidential-basic" in environ  # only the secrets
+    finally:
+        proc.proc.kill()
+        proc.proc.wait()

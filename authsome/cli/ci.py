@@ -45,7 +45,7 @@ def register(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     e.add_argument("connections", metavar="PROVIDER[=CONNECTION]", nargs="*",
-                   help="what to export (default: every provider's default connection)")
+                   help="what to export (CONNECTION: the provider's default when left out)")
     e.add_argument("--access-token-only", action="store_true",
                    help="no refresh tokens: the job works while the access tokens live, and this machine keeps the connections")
     e.add_argument("--format", choices=("env", "github"), default="env",
@@ -60,14 +60,8 @@ def _selection(items: list[str]):
 
     v = vault()
     out = []
-    if not items:
-        for provider in v.providers_with_records():
-            name = v.default_connection(provider)
-            if name in v.connection_names(provider):
-                out.append(Selected(provider, name))
-        if not out:
-            raise UsageError("No connection to export.", "log in first, or name one: authsome ci export x=ci")
-        return out
+    if not items:  # explicit only: exporting hands the connections over
+        raise UsageError("Name the connections to export.", "for example: authsome ci export x=ci openai")
     for item in items:
         provider, _, conn = item.partition("=")
         out.append(Selected(provider.strip(), connection_name(v, provider.strip(), conn.strip() or None)))
@@ -81,7 +75,7 @@ def cmd_export(args) -> int:
         raise UsageError("`authsome ci export` is refused inside `authsome run`.", "run it in your own shell")
     selection = _selection(args.connections)
     text, key = bundle.make(vault(), registry(), selection, access_token_only=args.access_token_only)
-    handed = [] if args.access_token_only else bundle.hand_over(vault(), selection)
+    handed = [] if args.access_token_only else bundle.handed_over(selection, vault())
     if args.format == "github":
         for name, value in (("AUTHSOME_BUNDLE", text), ("AUTHSOME_MASTER_KEY", key)):
             render.out(f"gh secret set {name} <<'AUTHSOME_EOF'\n{value}\nAUTHSOME_EOF")

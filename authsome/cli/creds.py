@@ -65,13 +65,15 @@ def _refuse_inside_run(what: str) -> None:
 
 
 def cmd_get(args) -> int:
-    from authsome.connections import find, fresh, missing
+    from authsome.connections import find, fresh, kept_here, missing
 
     if args.show_secret:
         _refuse_inside_run("Printing secrets")
     provider = registry().get(args.provider)
     args.connection = connection_of(args, provider.name)
     conn = find(vault(), provider.name, args.connection)
+    if conn is not None and args.show_secret:
+        kept_here(conn)
     extra_names = {f.name for f in (provider.api_key.extra_fields if provider.api_key else ())}
     secret = provider.secret_fields()
     if args.field:
