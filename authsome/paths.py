@@ -31,7 +31,7 @@ def home() -> Path:
 
 HOME_HINT = "point AUTHSOME_HOME at a directory of your own (it is created 0700), or unset it for ~/.authsome"
 # What a home holds; a loose directory with anything else in it is not authsome's to tighten.
-HOME_ENTRIES = {"providers", "vault", "master.key", "audit.log", "audit.log.1", "runs", "cache"}
+HOME_ENTRIES = {"providers", "vault", "master.key", ".master-key.lock", "audit.log", "audit.log.1", "runs", "cache"}
 
 
 def ensure_dir(path: Path) -> Path:
@@ -58,10 +58,14 @@ def ensure_home() -> Path:
     """
     root = home()
     try:
-        loose = root.is_dir() and root.stat().st_mode & 0o077
+        mode = root.stat().st_mode if root.is_dir() else 0
+        loose = mode & 0o077
         foreign = loose and set(os.listdir(root)) - HOME_ENTRIES
     except OSError as exc:
         raise AuthsomeError(f"Cannot use the directory {root}: {exc.strerror}.", HOME_HINT) from None
+    if mode & (0o1000 | 0o002):  # sticky or world-writable: a shared directory (/tmp, /var/tmp, /dev/shm)
+        raise AuthsomeError(f"AUTHSOME_HOME ({root}) is a shared directory anyone can write into; it will not be "
+                            "made private.", HOME_HINT)
     if foreign:
         raise AuthsomeError(f"AUTHSOME_HOME ({root}) is a directory others can open, holding files that are not "
                             "authsome's; it will not be made private.", HOME_HINT)

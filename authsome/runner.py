@@ -368,6 +368,9 @@ def _run(argv, bindings, vault, *, connections, deny_unmatched, allow_hosts, ui,
     # Before anything secret is in memory: the child may not read this process.
     secret_names = secret_env_names(bindings, parent_env)
     hardening.protect(secret_names)
+    if os.geteuid() == 0 and any(parent_env.get(n) for n in ("AUTHSOME_MASTER_KEY", "AUTHSOME_BUNDLE")):
+        log.warning("running as root: the command runs as root too, and root reads any process's memory, "
+                    "authsome's included; run the agent as an unprivileged user (README: what is not promised)")
     for name, pid, command in hardening.exposed_in_ancestors([n for n in secret_names if parent_env.get(n)]):
         log.warning("%s is also in the environment of process %d (%s), which the command can read "
                     "(/proc/%d/environ); start the agent from a process without it (README: what is not promised)",

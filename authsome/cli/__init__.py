@@ -59,7 +59,7 @@ class Parser(argparse.ArgumentParser):
 
         if message.startswith("unrecognized arguments: "):
             words = message[len("unrecognized arguments: "):].split()
-            options = [w.split("=", 1)[0] for w in words if w.startswith("-") and w != "-"]
+            options = [_option_name(w) for w in words if w.startswith("-") and w != "-"]
             if options:
                 known = [o for a in self._actions for o in a.option_strings]
                 close = difflib.get_close_matches(options[0], known, n=1)
@@ -74,10 +74,21 @@ class Parser(argparse.ArgumentParser):
         if choice:
             given, allowed = choice.group(2), re.findall(r"'?([\w-]+)'?", choice.group(3))
             close = difflib.get_close_matches(given, allowed, n=1)
-            what = "command" if choice.group(1) == "COMMAND" else choice.group(1)
-            raise UsageError(f"Unknown {what} '{given}'" + (f"; did you mean {close[0]}?" if close else "."),
-                             f"run `{self.prog} --help`")
+            shown = f"'{given}'" if close else "(not shown)"  # a near miss of a known word is no secret
+            suggestion = f"; did you mean {close[0]}?" if close else "."
+            if choice.group(1) != "COMMAND":
+                suggestion = f"; it takes {', '.join(allowed)}" + (f" (did you mean {close[0]}?)" if close else ".")
+            what = "command" if choice.group(1) == "COMMAND" else f"value for {choice.group(1)}"
+            raise UsageError(f"Unknown {what} {shown}{suggestion}", f"run `{self.prog} --help`")
+        message = re.sub(r"'[^']*'", "(value not shown)", message)  # "ignored explicit argument 'VALUE'", ...
         raise UsageError(message[0].upper() + message[1:] + ".", f"run `{self.prog} --help`")
+
+
+def _option_name(word: str) -> str:
+    """The option of a stray word, without a value stuck to it (`--key=VALUE`, `-kVALUE`)."""
+    if word.startswith("--"):
+        return word.split("=", 1)[0]
+    return word[:2]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,9 +117,22 @@ def _verbose(argv: list[str]) -> bool:
     return any(a in ("-v", "--verbose") for a in own)
 
 
+def _protect_early() -> None:
+    """Secrets in this process's environment: zero them in the block others read, and close the process,
+    before anything else (a process left behind by an earlier step of a CI job may be watching)."""
+    import os
+
+    names = {"AUTHSOME_MASTER_KEY", "AUTHSOME_BUNDLE"} | {n for n in os.environ if n.endswith("_CLIENT_SECRET")}
+    if names & set(os.environ):
+        from authsome import hardening
+
+        hardening.protect(names)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = _verbose(argv)
+    _protect_early()
     try:
         from authsome.cli import common
 
@@ -164,8 +188,11 @@ def _install_bundle():
 
     from authsome import bundle
 
-    if not os.environ.get(bundle.ENV) or os.environ.get("AUTHSOME_HOME"):
+    if bundle.ENV not in os.environ or os.environ.get("AUTHSOME_HOME"):
         return None
+    if not os.environ[bundle.ENV].strip():
+        raise bundle.BundleError(f"{bundle.ENV} is set but empty.",
+                                 "a CI secret that did not arrive? copy it from `authsome ci export` again, or unset it")
     home = bundle.home_for(os.environ[bundle.ENV], os.environ.get("AUTHSOME_MASTER_KEY"))
     os.environ["AUTHSOME_HOME"] = str(home)
     from authsome.cli import common

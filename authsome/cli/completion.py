@@ -32,11 +32,18 @@ def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPar
 
 
 def _options(parser: argparse.ArgumentParser) -> list[tuple[list[str], list[str], str]]:
-    """(option strings, choices, help) of each option."""
-    out = []
+    """(option strings, choices, help) of each option, those of nested commands (`ci export`) included."""
+    found = []
     for a in parser._actions:
-        if a.option_strings and a.help != argparse.SUPPRESS:
-            out.append((list(a.option_strings), [str(c) for c in (a.choices or ())], (a.help or "").replace("%(default)s", str(a.default))))
+        if isinstance(a, argparse._SubParsersAction):
+            found += [option for sub in a.choices.values() for option in _options(sub)]
+        elif a.option_strings and a.help != argparse.SUPPRESS:
+            found.append((list(a.option_strings), [str(c) for c in (a.choices or ())], (a.help or "").replace("%(default)s", str(a.default))))
+    out, seen = [], set()
+    for option in found:  # -h and -v once, though every nested command has them
+        if not seen & set(option[0]):
+            seen.update(option[0])
+            out.append(option)
     return out
 
 

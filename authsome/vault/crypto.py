@@ -139,15 +139,30 @@ def load_master_key(home: Path, *, may_create: bool = True) -> MasterKey:
             "a new key would open none of these records",
         )
 
-    new_key = secrets.token_bytes(32)
-    encoded = base64.b64encode(new_key).decode()
-    if backend is not None:
-        try:
-            backend.set_password(KEYRING_SERVICE, account, encoded)
-            return MasterKey(new_key, "keyring", f"keyring:{KEYRING_SERVICE}")
-        except Exception:
-            pass  # fall back to the key file
-    return MasterKey(_create_key_file(key_file, encoded), "file", str(key_file))
+    # Two first commands at once must agree on one key: the keyring overwrites, so
+    # creation is serialised, and everything is looked up again once the lock is held.
+    paths.ensure_dir(home)
+    with paths.file_lock(home / ".master-key.lock"):
+        if backend is not None:
+            try:
+                stored = backend.get_password(KEYRING_SERVICE, account)
+            except Exception:
+                stored, backend = None, None
+            if stored:
+                return MasterKey(_decode_key(stored, "the OS keyring"), "keyring", f"keyring:{KEYRING_SERVICE}")
+        if key_file.exists():
+            return MasterKey(_read_key_file(key_file), "file", str(key_file))
+        new_key = secrets.token_bytes(32)
+        encoded = base64.b64encode(new_key).decode()
+        if backend is not None:
+            try:
+                backend.set_password(KEYRING_SERVICE, account, encoded)
+                stored = backend.get_password(KEYRING_SERVICE, account)
+                if stored:  # what the keyring now holds is the key, whoever wrote it
+                    return MasterKey(_decode_key(stored, "the OS keyring"), "keyring", f"keyring:{KEYRING_SERVICE}")
+            except Exception:
+                pass  # fall back to the key file
+        return MasterKey(_create_key_file(key_file, encoded), "file", str(key_file))
 
 
 def _read_key_file(path: Path) -> bytes:

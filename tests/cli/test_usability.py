@@ -84,9 +84,16 @@ def test_typos_are_named_with_a_suggestion(cli, argv, message):
     assert r.code == 2 and message in r.err and "hint:" in r.err
 
 
-def test_values_and_stray_words_are_never_echoed(cli):
-    r = cli(["login", "openai", "sk-this-looks-like-a-secret", "--conection=sk-another-secret"])
-    assert r.code == 2 and "sk-" not in r.err
+@pytest.mark.parametrize("argv", [
+    ["login", "openai", "sk-this-looks-like-a-secret", "--conection=sk-another-secret"],
+    ["login", "openai", "-ksk-stuck-to-a-short-option"],  # shown as -k
+    ["get", "x", "--show-secret=sk-given-to-a-flag"],  # argparse: "ignored explicit argument '...'"
+    ["ci", "export", "--format", "sk-not-a-choice", "x"],
+    ["sk-PastedAsTheCommand"],
+])
+def test_values_and_stray_words_are_never_echoed(cli, argv):
+    r = cli(argv)
+    assert r.code == 2 and "sk-" not in r.err and "hint:" in r.err
 
 
 def test_verbose_works_after_the_command_too(cli):
@@ -149,6 +156,16 @@ def test_a_shared_directory_is_not_made_private(cli, tmp_path):
     r = cli(["whoami"], env={"AUTHSOME_HOME": str(shared)})
     assert r.code == 1 and "will not be made private" in r.err
     assert stat.S_IMODE(shared.stat().st_mode) == 0o777
+
+
+@pytest.mark.parametrize("mode", [0o1777, 0o1700, 0o707])
+def test_an_empty_sticky_or_world_writable_directory_is_not_made_private(cli, tmp_path, mode):
+    shared = tmp_path / "tmp-like"  # AUTHSOME_HOME=/tmp: empty of strangers' files now, not later
+    shared.mkdir()
+    shared.chmod(mode)
+    r = cli(["login", "openai"], input=KEY_1, env={"AUTHSOME_HOME": str(shared)})
+    assert r.code == 1 and "shared directory" in r.err and KEY_1 not in r.both
+    assert stat.S_IMODE(shared.stat().st_mode) == mode and not list(shared.iterdir())
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-1", "0", "soon"])
@@ -267,9 +284,11 @@ def test_bash_completion_completes_commands_options_and_choices(cli, tmp_path):
     probe = (f"source {script}\n"
              "COMP_WORDS=(authsome lo); COMP_CWORD=1; _authsome; echo \"${COMPREPLY[*]}\"\n"
              "COMP_WORDS=(authsome login x --re); COMP_CWORD=3; _authsome; echo \"${COMPREPLY[*]}\"\n"
-             "COMP_WORDS=(authsome export --format ''); COMP_CWORD=3; _authsome; echo \"${COMPREPLY[*]}\"\n")
+             "COMP_WORDS=(authsome export --format ''); COMP_CWORD=3; _authsome; echo \"${COMPREPLY[*]}\"\n"
+             "COMP_WORDS=(authsome ci export --format ''); COMP_CWORD=4; _authsome; echo \"${COMPREPLY[*]}\"\n"
+             "COMP_WORDS=(authsome ci export --acc); COMP_CWORD=3; _authsome; echo \"${COMPREPLY[*]}\"\n")
     out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True).stdout.splitlines()
-    assert out == ["login logout log", "--reset-client", "env shell json"]
+    assert out == ["login logout log", "--reset-client", "env shell json", "env github", "--access-token-only"]
 
 
 def test_zsh_and_fish_completion_load_in_those_shells(cli, tmp_path):
