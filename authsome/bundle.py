@@ -32,8 +32,10 @@ import shutil
 import stat
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from authsome import paths
 from authsome.errors import AuthsomeError, NotConnected, UsageError, VaultError
@@ -57,61 +59,70 @@ class Selected:
     connection: str
 
 
-def make(vault: Vault, registry: Registry, selection: list[Selected], *, access_token_only: bool = False) -> tuple[str, str]:
-    """(AUTHSOME_BUNDLE, AUTHSOME_MASTER_KEY) for the selected connections.
+@contextmanager
+def exported(vault: Vault, registry: Registry, selection: list[Selected], *,
+             access_token_only: bool = False) -> Iterator[tuple[str, str, list[Selected]]]:
+    """(AUTHSOME_BUNDLE, AUTHSOME_MASTER_KEY, the connections handed over) for the selected connections.
 
-    Without --access-token-only, each connection is read and handed over in one
-    step under its lock: a refresh by another process cannot slip in between
-    and leave the bundle holding a refresh token already spent.
+    Without --access-token-only, each connection with a refresh token is read
+    and marked handed over in one step under its lock: a refresh by another
+    process cannot slip in between and leave the bundle holding a spent token.
+    If anything fails before the caller has given the values out (a later
+    connection, the output), the marks are taken back: a bundle nobody got
+    forks nothing, and the export can simply be run again.
     """
     providers = _checked(vault, registry, selection, access_token_only)
-    entries = []
-    for item, provider in zip(selection, providers):
-        taken: list[Connection] = []
+    stamp = time.time()
+    handed: list[Selected] = []
+    try:
+        entries = [_entry(vault, item, provider, stamp, handed, access_token_only)
+                   for item, provider in zip(selection, providers)]
+        key = secrets.token_bytes(32)
+        nonce = secrets.token_bytes(12)
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-        def take(current, provider=provider, taken=taken):
-            if current is None or (current.exported_at is not None and not access_token_only):
-                raise UsageError(f"Connection '{item.connection}' of '{provider.name}' changed while it was exported.",
-                                 "run the export again")
-            conn = current.with_changes(refresh_token=None) if access_token_only else current
-            taken.append(conn)
-            if access_token_only or not current.refresh_token:
-                return current
-            return current.with_changes(exported_at=time.time())
-
-        vault.update_connection(item.provider, item.connection, take)
-        conn = taken[0]
-        client = vault.get_client(provider.name) if provider.auth_type == "oauth2" and conn.refresh_token else None
-        entries.append({
-            "provider": provider.name,
-            "connection": conn.to_dict(),
-            "client": client.to_dict() if client else None,
-            "definition": provider.raw if provider.source == "custom" else None,
-        })
-    key = secrets.token_bytes(32)
-    payload = json.dumps({"format": FORMAT, "created_at": time.time(), "entries": entries}).encode()
-    nonce = secrets.token_bytes(12)
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    sealed = AESGCM(key).encrypt(nonce, payload, FORMAT.encode())
-    bundle = f"{PREFIX}.{key_id(key)}.{base64.urlsafe_b64encode(nonce + sealed).decode().rstrip('=')}"
-    return bundle, base64.b64encode(key).decode()
+        payload = json.dumps({"format": FORMAT, "created_at": time.time(), "entries": entries}).encode()
+        sealed = AESGCM(key).encrypt(nonce, payload, FORMAT.encode())
+        text = f"{PREFIX}.{key_id(key)}.{base64.urlsafe_b64encode(nonce + sealed).decode().rstrip('=')}"
+        yield text, base64.b64encode(key).decode(), list(handed)
+    except BaseException:
+        for item in handed:
+            vault.update_connection(item.provider, item.connection,
+                                    lambda c: c.with_changes(exported_at=None) if c is not None and c.exported_at == stamp else c)
+        raise
 
 
-def handed_over(selection: list[Selected], vault: Vault) -> list[Selected]:
-    """Which of the exported connections this machine gave away (those with a refresh token)."""
-    out = []
-    for item in selection:
-        conn = vault.get_connection(item.provider, item.connection)
-        if conn is not None and conn.exported_at is not None:
-            out.append(item)
-    return out
+def _entry(vault: Vault, item: Selected, provider, stamp: float, handed: list[Selected], access_token_only: bool) -> dict:
+    """One connection's part of the bundle, read (and marked handed over) under its lock."""
+    taken: list[Connection] = []
+
+    def take(current):
+        if current is None or current.exported_at is not None:
+            raise UsageError(f"Connection '{item.connection}' of '{provider.name}' changed while it was exported.",
+                             "run the export again")
+        taken.append(current.with_changes(refresh_token=None) if access_token_only else current)
+        if access_token_only or not current.refresh_token:
+            return current
+        handed.append(item)
+        return current.with_changes(exported_at=stamp)
+
+    vault.update_connection(item.provider, item.connection, take)
+    conn = taken[0]
+    client = vault.get_client(provider.name) if provider.auth_type == "oauth2" and conn.refresh_token else None
+    return {
+        "provider": provider.name,
+        "connection": conn.to_dict(),
+        "client": client.to_dict() if client else None,
+        "definition": provider.raw if provider.source == "custom" else None,
+    }
 
 
 def _checked(vault: Vault, registry: Registry, selection: list[Selected], access_token_only: bool) -> list:
     """Every selected connection can be exported (checked before any is handed over)."""
     providers = []
-    for item in selection:
+    for i, item in enumerate(selection):
+        if item in selection[:i]:
+            raise UsageError(f"{item.provider}={item.connection} is named twice.", "name each connection once")
         provider = registry.get(item.provider)
         trust.check(vault, provider, [item.connection])
         conn = vault.get_connection(provider.name, item.connection)

@@ -43,6 +43,10 @@ def export(x_env, *args) -> dict[str, str]:
     return values
 
 
+# What a workstation shell may hold that `compgen -e` does not list: none of it may reach the job.
+STRANGERS = {"BASH_FUNC_leak%%": "() {  echo secret-in-a-function\n}", "odd-name": "secret-odd", "SHELLOPTS": "errexit"}
+
+
 def job(values: dict[str, str], x_env: dict[str, str], command: list[str], *, tmpdir: Path, timeout: float = 90,
         piped: bool = False):
     """A CI job on a runner whose temporary directory is `tmpdir` (a fresh runner has a fresh one).
@@ -53,7 +57,8 @@ def job(values: dict[str, str], x_env: dict[str, str], command: list[str], *, tm
     if piped:
         text = "".join(f"{k}={v}\n" for k, v in values.items())
         return subprocess.run(["bash", str(CI_JOB), "--values", "/dev/stdin", *extra, "--", *command], input=text,
-                              capture_output=True, text=True, timeout=timeout, env={"PATH": os.environ["PATH"]})
+                              capture_output=True, text=True, timeout=timeout,
+                              env={"PATH": os.environ["PATH"], **STRANGERS})
     return subprocess.run(["bash", str(CI_JOB), *extra, "--", *command], capture_output=True, text=True, timeout=timeout,
                           env={"PATH": os.environ["PATH"], **values})
 
@@ -226,12 +231,27 @@ def test_every_command_zeroes_the_secrets_of_its_environment_at_once(x_env, tmp_
 
     key = base64.b64encode(os.urandom(32)).decode()
     proc = LoginProcess(["x", "--no-browser"], {**x_env, "AUTHSOME_HOME": str(tmp_path / "h"), "AUTHSOME_MASTER_KEY": key,
-                                                "X_CLIENT_ID": "confidential-basic", "X_CLIENT_SECRET": "basic-secret"})
+                                                "X_CLIENT_ID": "confidential-basic", "X_CLIENT_SECRET": "basic-secret",
+                                                "OPENAI_API_KEY": "sk-an-api-key-login-may-read"})
     try:
         proc.url()  # waiting for a person: long enough to look
         environ = Path(f"/proc/{proc.proc.pid}/environ").read_bytes()  # root here; others get EACCES (non-dumpable)
-        assert key.encode() not in environ and b"basic-secret" not in environ
+        assert key.encode() not in environ and b"basic-secret" not in environ and b"sk-an-api-key" not in environ
         assert b"X_CLIENT_ID=confidential-basic" in environ  # only the secrets
     finally:
         proc.proc.kill()
         proc.proc.wait()
+
+
+def test_an_export_nobody_got_hands_nothing_over(cli, connect_x, x_env):
+    connect_x()
+    twice = cli(["ci", "export", "x", "x=default"])
+    assert twice.code == 2 and "named twice" in twice.err
+    with open("/dev/full", "w") as full:  # the values cannot be written: the job will never have them
+        r = subprocess.run([*AUTHSOME_CMD, "ci", "export", "x"], stdout=full, stderr=subprocess.PIPE, text=True,
+                           timeout=30, env={**os.environ, **x_env})
+    assert r.returncode != 0 and "No space left" in r.stderr
+    assert Vault.open().get_connection("x").exported_at is None
+    assert cli(["export", "x"]).code == 0  # still this machine's
+    values = export(x_env, "x")  # and exportable
+    assert values["AUTHSOME_BUNDLE"].startswith("asb1.") and Vault.open().get_connection("x").exported_at is not None

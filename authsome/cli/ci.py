@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from authsome import render
 from authsome.cli.common import registry, vault
@@ -74,14 +75,14 @@ def cmd_export(args) -> int:
     if os.environ.get("AUTHSOME_RUN") == "1":
         raise UsageError("`authsome ci export` is refused inside `authsome run`.", "run it in your own shell")
     selection = _selection(args.connections)
-    text, key = bundle.make(vault(), registry(), selection, access_token_only=args.access_token_only)
-    handed = [] if args.access_token_only else bundle.handed_over(selection, vault())
-    if args.format == "github":
-        for name, value in (("AUTHSOME_BUNDLE", text), ("AUTHSOME_MASTER_KEY", key)):
-            render.out(f"gh secret set {name} <<'AUTHSOME_EOF'\n{value}\nAUTHSOME_EOF")
-    else:
-        render.out(f"AUTHSOME_BUNDLE={text}")
-        render.out(f"AUTHSOME_MASTER_KEY={key}")
+    with bundle.exported(vault(), registry(), selection, access_token_only=args.access_token_only) as (text, key, handed):
+        if args.format == "github":
+            for name, value in (("AUTHSOME_BUNDLE", text), ("AUTHSOME_MASTER_KEY", key)):
+                render.out(f"gh secret set {name} <<'AUTHSOME_EOF'\n{value}\nAUTHSOME_EOF")
+        else:
+            render.out(f"AUTHSOME_BUNDLE={text}")
+            render.out(f"AUTHSOME_MASTER_KEY={key}")
+        sys.stdout.flush()  # out, or taken back
     names = ", ".join(f"{s.provider}/{s.connection}" for s in selection)
     render.note(f"exported {names}; keep both values in the CI secret store, nowhere else")
     for s in handed:
