@@ -51,11 +51,18 @@ def read_with_offset(home: Path | None = None, last: int | None = None) -> tuple
     offset = data.rfind(b"\n") + 1  # a line still being written is left to `follow`
     records = []
     for line in data[:offset].decode(errors="replace").splitlines():
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            continue  # a line cut short by a crash: not a record, not counted
+        record = _record(line)
+        if record is not None:  # else a line cut short by a crash, or not ours: not a record, not counted
+            records.append(record)
     return (records[-last:] if last else records), offset
+
+
+def _record(line: str | bytes) -> dict | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def follow(home: Path | None = None, offset: int = 0, poll: float = 0.25) -> Iterator[dict]:
@@ -76,9 +83,8 @@ def follow(home: Path | None = None, offset: int = 0, poll: float = 0.25) -> Ite
         buffer += chunk
         *complete, buffer = buffer.split(b"\n")
         for line in complete:
-            try:
-                yield json.loads(line)
-            except ValueError:
-                continue
+            record = _record(line)
+            if record is not None:
+                yield record
         if not chunk:
             time.sleep(poll)

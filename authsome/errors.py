@@ -8,7 +8,30 @@ from secret values.
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
+
+
+_PIECES = re.compile(r"[-_.:/=+@*]")
+
+
+def secret_like(value: str) -> bool:
+    """Whether a value the user typed may be a pasted secret, and so is not to be shown.
+
+    Names, hosts and addresses are short pieces between separators; a secret
+    has a long run of characters, or a piece of eight or more that mixes
+    letters and digits, or cases.
+    """
+    if len(value) > 64 or not value.isprintable():
+        return True
+    return any(len(p) >= 16 or (len(p) >= 8 and (re.search(r"[A-Za-z]", p) and re.search(r"[0-9]", p)
+                                                  or re.search(r"[a-z]", p) and re.search(r"[A-Z]", p)))
+               for p in _PIECES.split(value))
+
+
+def given(value: str) -> str:
+    """A value the user typed, as an error shows it: quoted, or withheld when it may be a secret."""
+    return "(value not shown)" if secret_like(value) else f"'{value}'"
 
 
 class ExitCode(IntEnum):
@@ -75,7 +98,7 @@ class ProviderNotFound(ProviderError):
     code = "provider_not_found"
 
     def __init__(self, name: str):
-        super().__init__(f"No provider named '{name}'.", "run `authsome list` to see the providers")
+        super().__init__(f"No provider named {given(name)}.", "run `authsome list` to see the providers")
         self.name = name
 
 
@@ -118,9 +141,9 @@ class NotConnected(CredentialError):
     code = "not_connected"
 
     def __init__(self, provider: str, connection: str = "default"):
-        suffix = "" if connection == "default" else f" --connection {connection}"
+        suffix = "" if connection == "default" else f" --connection {'NAME' if secret_like(connection) else connection}"
         super().__init__(
-            f"Provider '{provider}' has no connection '{connection}'.",
+            f"Provider '{provider}' has no connection {given(connection)}.",
             f"run `authsome login {provider}{suffix}`",
         )
 

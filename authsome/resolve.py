@@ -17,7 +17,7 @@ import os
 import re
 import socket
 
-from authsome.errors import UsageError
+from authsome.errors import UsageError, given
 
 ENV = "AUTHSOME_RESOLVE"
 _SPEC = re.compile(r"^(?P<host>[A-Za-z0-9.-]+):(?P<port>\d+):(?P<addr>\[[0-9a-fA-F:.]+\]|[0-9.]+):(?P<to>\d+)$")
@@ -29,7 +29,7 @@ _original = socket.getaddrinfo
 def parse(spec: str) -> tuple[tuple[str, int], tuple[str, int]]:
     m = _SPEC.match(spec.strip())
     if not m:
-        raise UsageError(f"'{spec}' is not HOST:PORT:ADDRESS:PORT.", "for example --resolve api.twitter.com:443:127.0.0.1:8443")
+        raise UsageError(f"{given(spec)} is not HOST:PORT:ADDRESS:PORT.", "for example --resolve api.twitter.com:443:127.0.0.1:8443")
     addr = m["addr"].strip("[]")
     try:
         ipaddress.ip_address(addr)

@@ -63,25 +63,49 @@ class Parser(argparse.ArgumentParser):
             if options:
                 known = [o for a in self._actions for o in a.option_strings]
                 close = difflib.get_close_matches(options[0], known, n=1)
-                raise UsageError(f"Unknown option {options[0]} for `{self.prog}`"
+                shown = options[0] if re.fullmatch(r"--?[a-z][a-z-]*", options[0]) else "(not shown)"
+                raise UsageError(f"Unknown option {shown} for `{self.prog}`"
                                  + (f"; did you mean {close[0]}?" if close else "."), f"run `{self.prog} --help`")
             raise UsageError(
                 f"`{self.prog}` got arguments it does not take (not shown, in case one is a secret).",
                 "secrets are never passed as arguments: use the login form, the prompt, stdin or the env var; "
                 f"see `{self.prog} --help`",
             )
-        choice = re.match(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        choice = re.match(r"argument (\S+): invalid choice: (['\"])(.*)\2 \(choose from (.*)\)", message)
         if choice:
-            given, allowed = choice.group(2), re.findall(r"'?([\w-]+)'?", choice.group(3))
+            given, allowed = choice.group(3), re.findall(r"'?([\w-]+)'?", choice.group(4))
             close = difflib.get_close_matches(given, allowed, n=1)
-            shown = f"'{given}'" if close else "(not shown)"  # a near miss of a known word is no secret
+            shown = f"'{given}'" if close else "(value not shown)"  # a near miss of a known word is no secret
             suggestion = f"; did you mean {close[0]}?" if close else "."
             if choice.group(1) != "COMMAND":
                 suggestion = f"; it takes {', '.join(allowed)}" + (f" (did you mean {close[0]}?)" if close else ".")
             what = "command" if choice.group(1) == "COMMAND" else f"value for {choice.group(1)}"
             raise UsageError(f"Unknown {what} {shown}{suggestion}", f"run `{self.prog} --help`")
-        message = re.sub(r"'[^']*'", "(value not shown)", message)  # "ignored explicit argument 'VALUE'", ...
-        raise UsageError(message[0].upper() + message[1:] + ".", f"run `{self.prog} --help`")
+        raise UsageError(_withheld(message), f"run `{self.prog} --help`")
+
+
+GIVEN: list[str] = []  # the words of this command line (main sets them): argparse quotes them in its messages
+
+
+def _withheld(message: str) -> str:
+    """argparse's own message, with every value the user gave taken out ("ignored explicit argument 'VALUE'",
+    "invalid int value: 'VALUE'", "ambiguous option: --f=VALUE could match ...")."""
+    import re
+
+    from authsome.errors import secret_like
+
+    message = re.sub(r"'[^']*'|\"[^\"]*\"", "(value not shown)", message)
+    for word in GIVEN:
+        if word.startswith("--"):
+            parts = [word.partition("=")[2]]
+        elif word.startswith("-"):
+            parts = [word[2:]]
+        else:
+            parts = [word] if secret_like(word) or "'" in word or '"' in word else []
+        for part in parts:
+            if part and part in message:
+                message = message.replace(part, "(value not shown)")
+    return message[0].upper() + message[1:] + "."
 
 
 def _option_name(word: str) -> str:
@@ -117,12 +141,16 @@ def _verbose(argv: list[str]) -> bool:
     return any(a in ("-v", "--verbose") for a in own)
 
 
+SECRET_SUFFIXES = ("_SECRET", "_API_KEY", "_KEY", "_TOKEN", "_PASSWORD")  # client secrets, keys `login` reads
+
+
 def _protect_early() -> None:
     """Secrets in this process's environment: zero them in the block others read, and close the process,
-    before anything else (a process left behind by an earlier step of a CI job may be watching)."""
+    before anything else (a process left behind by an earlier step of a CI job may be watching). The
+    interpreter's start-up, tens of milliseconds, comes before this and stays open: see the README."""
     import os
 
-    names = {"AUTHSOME_MASTER_KEY", "AUTHSOME_BUNDLE"} | {n for n in os.environ if n.endswith("_CLIENT_SECRET")}
+    names = {"AUTHSOME_MASTER_KEY", "AUTHSOME_BUNDLE"} | {n for n in os.environ if n.endswith(SECRET_SUFFIXES)}
     if names & set(os.environ):
         from authsome import hardening
 
@@ -131,6 +159,7 @@ def _protect_early() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    GIVEN[:] = argv
     verbose = _verbose(argv)
     _protect_early()
     try:

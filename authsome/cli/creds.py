@@ -8,7 +8,7 @@ import os
 
 from authsome import render
 from authsome.cli.common import add_connection, add_json, connection_of, registry, vault
-from authsome.errors import CredentialError, ExitCode, UsageError
+from authsome.errors import CredentialError, ExitCode, UsageError, given
 
 SECRET_FIELDS = ("access_token", "refresh_token", "id_token", "api_key")
 PLAIN_FIELDS = (
@@ -79,7 +79,7 @@ def cmd_get(args) -> int:
     if args.field:
         name = args.field
         if name not in PLAIN_FIELDS and name not in SECRET_FIELDS and name not in extra_names:
-            raise UsageError(f"Unknown field '{name}'.", "run `authsome get --help` for the list of fields")
+            raise UsageError(f"Unknown field {given(name)}.", "run `authsome get --help` for the list of fields")
         if conn is None:
             if name != "status":
                 raise missing(vault(), provider.name, args.connection)

@@ -31,7 +31,7 @@ def _line(r: dict) -> str:
 
 
 def _plain_line(r: dict) -> str:
-    when = (r.get("ts") or "")[:19].replace("T", " ")
+    when = str(r.get("ts") or "")[:19].replace("T", " ")
     event = r.get("event")
     if event in ("tunnel", "denied"):
         return f"{when}  {event:<7} {r.get('host')}:{r.get('port')}"
@@ -53,11 +53,12 @@ def _plain_line(r: dict) -> str:
 
 
 def cmd_log(args) -> int:
-    from authsome import audit
+    from authsome import audit, paths
     from authsome.errors import UsageError
 
     if args.n < 0:
         raise UsageError("-n must be 0 or more.")
+    paths.ensure_home()  # a log is only worth reading from a home that is ours
     records, offset = audit.read_with_offset(last=args.n or None)
     for record in records:
         render.out(json.dumps(record) if args.json else _line(record))

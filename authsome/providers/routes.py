@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from authsome.errors import given
 from authsome.providers.patterns import PatternError, compile_pattern
 
 DEFAULT_PORT = 443
@@ -253,7 +254,7 @@ def parse_allowed_host(entry: str) -> str:
     wildcard = text.startswith("*.")
     name = text[2:] if wildcard else text
     if "*" in name or not _HOST.match(name) or _is_ip(name) or (wildcard and "." not in name):
-        raise RouteError(f"'{entry}' is not a host name or *.domain")
+        raise RouteError(f"{given(entry)} is not a host name or *.domain")
     return text
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from authsome import paths
-from authsome.errors import UsageError, VaultCorrupt, VaultError, WrongKey
+from authsome.errors import UsageError, VaultCorrupt, VaultError, WrongKey, given
 from authsome.models import ClientCredentials, Connection
 from authsome.vault.crypto import MasterKey, load_master_key, open_sealed, seal, sealed_kid
 
@@ -46,7 +46,7 @@ def check_provider_name(name: str) -> str:
 def check_connection_name(name: str) -> str:
     if not CONNECTION_NAME.match(name):
         raise UsageError(
-            f"'{name}' is not a valid connection name.",
+            f"{given(name)} is not a valid connection name.",
             "use letters, digits, '.', '_' and '-' (at most 64), for example --connection work",
         )
     return name

@@ -40,3 +40,19 @@ def test_log_follow_prints_new_records(home):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_lines_that_are_not_records_are_skipped(cli, home):
+    home.mkdir(parents=True)
+    (home / "audit.log").write_text('[1]\n"text"\n{"ts": 5, "host": 7}\nnot json\n' + json.dumps(_record(1)) + "\n")
+    r = cli(["log", "-n", "0"])
+    assert r.code == 0 and "internal error" not in r.err and "/2/item/1" in r.out
+
+
+def test_a_log_in_a_shared_directory_is_not_read(cli, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "audit.log").write_text(json.dumps({**_record(1), "path": "/planted"}) + "\n")
+    shared.chmod(0o1777)
+    r = cli(["log"], env={"AUTHSOME_HOME": str(shared)})
+    assert r.code == 1 and "shared directory" in r.err and "/planted" not in r.out

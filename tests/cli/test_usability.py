@@ -90,10 +90,28 @@ def test_typos_are_named_with_a_suggestion(cli, argv, message):
     ["get", "x", "--show-secret=sk-given-to-a-flag"],  # argparse: "ignored explicit argument '...'"
     ["ci", "export", "--format", "sk-not-a-choice", "x"],
     ["sk-PastedAsTheCommand"],
+    ["login", "x", "--f=sk-live-AbC1234567890123"],  # argparse: "ambiguous option: --f=... could match"
+    ["log", "-n", "sk-live-SECRET'x"],  # a quote inside: argparse quotes it with "
+    ["ci", "export", "x", "--format", "sk-live-SECRET'"],
+    ["--sk-SECRET10"],
+    ["get", "sk-AbC1234567890123"],  # where a name belongs: a provider, a connection, a field, a host
+    ["default", "x", "sk-AbC123456789012345"],
+    ["get", "x", "--field", "sk-AbC1234567890123"],
+    ["run", "--resolve", "sk-AbC1234567890123", "--", "true"],
+    ["run", "--deny-unmatched", "--allow-host", "sk-AbC1234567890123/", "--", "true"],
 ])
 def test_values_and_stray_words_are_never_echoed(cli, argv):
     r = cli(argv)
-    assert r.code == 2 and "sk-" not in r.err and "hint:" in r.err
+    assert r.code != 0 and "sk-" not in r.both and "hint:" in r.err, r.err
+
+
+@pytest.mark.parametrize("argv, shown", [
+    (["get", "twiter"], "No provider named 'twiter'"),
+    (["default", "x", "work-2"], "has no connection 'work-2'"),
+    (["run", "--resolve", "api.twitter.com:443", "--", "true"], "'api.twitter.com:443' is not HOST:PORT:ADDRESS:PORT"),
+])
+def test_names_are_still_shown(cli, argv, shown):
+    assert shown in cli(argv).err
 
 
 def test_verbose_works_after_the_command_too(cli):
