@@ -206,10 +206,13 @@ def test_a_handed_over_connection_is_neither_exported_nor_shown_here(cli, connec
     assert cli(["get", "x", "--field", "status"]).code == 0  # what is not secret still shows
 
 
-def test_exporting_needs_named_connections(cli, connect_x):
+def test_exporting_a_refresh_token_needs_named_connections(cli, connect_x):
     connect_x()
     r = cli(["ci", "export"])
     assert r.code == 2 and "Name the connections" in r.err and "AUTHSOME_BUNDLE" not in r.out
+    assert Vault.open().get_connection("x").exported_at is None
+    every = cli(["ci", "export", "--access-token-only"])  # every default connection; nothing handed over
+    assert every.code == 0 and "exported x/default" in every.err
     assert Vault.open().get_connection("x").exported_at is None
 
 

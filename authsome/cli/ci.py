@@ -46,7 +46,8 @@ def register(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     e.add_argument("connections", metavar="PROVIDER[=CONNECTION]", nargs="*",
-                   help="what to export (CONNECTION: the provider's default when left out)")
+                   help="what to export (CONNECTION: the provider's default when left out); with "
+                   "--access-token-only, none means every provider's default connection")
     e.add_argument("--access-token-only", action="store_true",
                    help="no refresh tokens: the job works while the access tokens live, and this machine keeps the connections")
     e.add_argument("--format", choices=("env", "github"), default="env",
@@ -55,14 +56,26 @@ def register(sub) -> None:
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
 
-def _selection(items: list[str]):
+def _selection(items: list[str], access_token_only: bool):
     from authsome.bundle import Selected
     from authsome.connections import connection_name
 
     v = vault()
     out = []
-    if not items:  # explicit only: exporting hands the connections over
-        raise UsageError("Name the connections to export.", "for example: authsome ci export x=ci openai")
+    if not items:
+        # Every default connection, but only when none is handed over: else this machine's own
+        # connections would go to CI without anyone naming them.
+        if not access_token_only:
+            raise UsageError("Name the connections to export (exporting a refresh token hands the connection to CI).",
+                             "for example: authsome ci export x=ci openai; or every default connection, "
+                             "access tokens only: authsome ci export --access-token-only")
+        for provider in v.providers_with_records():
+            name = v.default_connection(provider)
+            if name in v.connection_names(provider):
+                out.append(Selected(provider, name))
+        if not out:
+            raise UsageError("No connection to export.", "log in first: authsome login PROVIDER")
+        return out
     for item in items:
         provider, _, conn = item.partition("=")
         out.append(Selected(provider.strip(), connection_name(v, provider.strip(), conn.strip() or None)))
@@ -74,7 +87,7 @@ def cmd_export(args) -> int:
 
     if os.environ.get("AUTHSOME_RUN") == "1":
         raise UsageError("`authsome ci export` is refused inside `authsome run`.", "run it in your own shell")
-    selection = _selection(args.connections)
+    selection = _selection(args.connections, args.access_token_only)
     with bundle.exported(vault(), registry(), selection, access_token_only=args.access_token_only) as (text, key, handed):
         if args.format == "github":
             for name, value in (("AUTHSOME_BUNDLE", text), ("AUTHSOME_MASTER_KEY", key)):
