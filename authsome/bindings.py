@@ -19,7 +19,16 @@ from urllib.parse import urlsplit
 from authsome.errors import HandedToCI, NotConnected, UsageError
 from authsome.models import Connection, Provider
 from authsome.providers import Registry, deployment, trust
-from authsome.providers.routes import Route, canonical_path, normalize_host, overlap, parse_routes, path_names_endpoint, specificity
+from authsome.providers.routes import (
+    Route,
+    admitting,
+    canonical_path,
+    normalize_host,
+    overlap,
+    parse_routes,
+    path_names_endpoint,
+    specificity,
+)
 from authsome.vault import Vault
 
 
@@ -38,22 +47,15 @@ class Binding:
 
     def route_for_host(self, host: str, port: int) -> Route | None:
         """The most specific route that admits host:port, unless an exception names it."""
-        if any(r.matches_host(host, port) for r in self.excluded):
-            return None
-        matching = [r for r in self.routes if r.matches_host(host, port)]
-        return max(matching, key=specificity, default=None)
+        return admitting(self.routes + self.excluded, host, port)
 
     def route_for(self, host: str, port: int, path: str) -> Route | None:
-        if self.route_for_host(host, port) is None or self.is_oauth_endpoint(host, port, path):
+        if self.is_oauth_endpoint(host, port, path):
             return None
-        matching = [r for r in self.routes if r.matches(host, port, path)]
-        return max(matching, key=specificity, default=None)
+        return admitting(self.routes + self.excluded, host, port, path)
 
     def match_host(self, host: str, port: int) -> bool:
         return self.route_for_host(host, port) is not None
-
-    def match(self, host: str, port: int, path: str) -> bool:
-        return self.route_for(host, port, path) is not None
 
     def is_oauth_endpoint(self, host: str, port: int, path: str) -> bool:
         """A request that may reach the provider's own token/revocation/device/registration endpoint.

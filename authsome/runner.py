@@ -36,7 +36,7 @@ from authsome.bindings import Binding
 from authsome.certs import ca as run_ca
 from authsome.certs import trust
 from authsome.errors import CommandNotStarted, Terminated, UsageError
-from authsome.providers.routes import normalize_host
+from authsome.providers.routes import in_domain, normalize_host
 from authsome.vault import Vault
 
 log = logging.getLogger("authsome")
@@ -167,7 +167,7 @@ def _no_proxy(parent_env: Mapping[str, str], bindings: Sequence[Binding]) -> str
         for b in bindings:
             for r in b.routes:
                 # NO_PROXY entries match the name itself and its subdomains.
-                if r.domain == name or r.domain.endswith("." + name) or name.endswith("." + r.domain):
+                if in_domain(r.domain, name) or in_domain(name, r.domain):
                     return True
         return False
 

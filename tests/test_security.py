@@ -801,11 +801,16 @@ def test_run_warns_when_a_parent_process_still_holds_the_master_key(master_key, 
     assert master_key not in r.err
 
 
-def test_a_user_endpoint_off_the_definitions_routes_is_refused(cli, tmp_path):
+@pytest.mark.parametrize("api_url, url", [
+    (["api.twitter.com"], "https://api.twitter.com.evil.test/2/users/me"),
+    # a pattern admits the host, and an exception says never this one
+    (["regex:^[a-z.]+\\.twitter\\.com$", "!users.twitter.com"], "https://users.twitter.com/2/users/me"),
+])
+def test_a_user_endpoint_off_the_definitions_routes_is_refused(cli, tmp_path, api_url, url):
     """The access token goes to user_info.url right after login: it must be one of the routes."""
     definition = json.loads(cli(["inspect", "x"]).out)
-    definition.update(name="xuser", export={"access_token": "XUSER_ACCESS_TOKEN"},
-                      user_info={"url": "https://api.twitter.com.evil.test/2/users/me", "account": "data.username"})
+    definition.update(name="xuser", export={"access_token": "XUSER_ACCESS_TOKEN"}, api_url=api_url,
+                      user_info={"url": url, "account": "data.username"})
     (tmp_path / "xuser.json").write_text(json.dumps(definition))
     r = cli(["register", str(tmp_path / "xuser.json")])
     assert r.code == 3 and "'user_info.url'" in r.err and "not one of the definition's routes" in r.err

@@ -4,8 +4,9 @@ OpenID Connect providers name the account in the ID token (`oauth_client.
 account_from_id_token`). Others (X) declare `user_info`: an endpoint on their
 own API, fetched once after login with the new access token, and the dotted
 path of the name in its JSON. The token goes there only when that URL is one
-of the connection's own routes (a self-hosted deployment's, for a connection
-made with --base-url), as under `authsome run`.
+of the connection's own routes, and no `!host` exception names it (a
+self-hosted deployment's, for a connection made with --base-url), as under
+`authsome run`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 
 from authsome.models import Connection, Provider
 from authsome.providers import deployment
-from authsome.providers.routes import parse_routes
+from authsome.providers.routes import admitting, parse_routes
 
 TIMEOUT = 10.0
 
@@ -31,8 +32,8 @@ def user_info_url(provider: Provider, conn: Connection) -> str | None:
         url = url.replace("{base_url}", base)
     parts = urlsplit(url)
     entries = deployment.api_url_routes(provider, conn.base_url) or ()
-    routes = [r for r in parse_routes(entries) if not r.exclude]
-    if parts.scheme != "https" or not any(r.matches(parts.hostname or "", parts.port or 443, parts.path or "/") for r in routes):
+    if parts.scheme != "https" or admitting(parse_routes(entries), parts.hostname or "", parts.port or 443,
+                                            parts.path or "/") is None:
         return None
     return url
 

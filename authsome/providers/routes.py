@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -58,13 +59,28 @@ class Route:
         host = normalize_host(host)
         if self.host is not None:
             return host == self.host
-        if len(host) > MAX_HOST or not (host == self.domain or host.endswith("." + self.domain)):
+        if len(host) > MAX_HOST or not in_domain(host, self.domain):
             return False
         assert self.pattern is not None
         return compile_pattern(self.pattern, ignore_case=True).fullmatch(host) is not None
 
     def matches(self, host: str, port: int, path: str) -> bool:
         return self.matches_host(host, port) and path_in_prefix(self.path_prefix, path)
+
+
+def in_domain(host: str, domain: str) -> bool:
+    """True when `host` is `domain` or a name inside it (both normalized)."""
+    return host == domain or host.endswith("." + domain)
+
+
+def admitting(routes: Sequence[Route], host: str, port: int, path: str | None = None) -> Route | None:
+    """The most specific of `routes` that admits host:port (and `path`), unless an `!host` exception
+    among them names the host."""
+    if any(r.exclude and r.matches_host(host, port) for r in routes):
+        return None
+    matching = [r for r in routes if not r.exclude
+                and (r.matches_host(host, port) if path is None else r.matches(host, port, path))]
+    return max(matching, key=specificity, default=None)
 
 
 def normalize_host(host: str) -> str:
@@ -237,7 +253,7 @@ def overlap(a: Route, b: Route) -> bool:
     elif b.host is not None:
         same = a.matches_host(b.host, b.port)
     else:  # two patterns: overlap when one pinned domain contains the other
-        same = a.domain == b.domain or a.domain.endswith("." + b.domain) or b.domain.endswith("." + a.domain)
+        same = in_domain(a.domain, b.domain) or in_domain(b.domain, a.domain)
     if not same:
         return False
     return _within(a.path_prefix or "/", b.path_prefix or "/") or _within(b.path_prefix or "/", a.path_prefix or "/")

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from authsome.envnames import reserved_problem
 from authsome.models import OAUTH_FIELDS, OAUTH_URL_FIELDS, ApiKeyConfig, ExtraField, OAuthConfig, Provider
 from authsome.providers.patterns import PatternError, compile_pattern
-from authsome.providers.routes import RouteError, parse_route, registrable_problem
+from authsome.providers.routes import RouteError, admitting, parse_route, registrable_problem
 
 Problem = tuple[str, str]
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -122,7 +122,7 @@ def _user_info_problems(raw: dict[str, Any]) -> list[Problem]:
             routes = [parse_route(e) for e in entries]
         except RouteError:
             return []  # reported with api_url
-        if not any(r.matches(parts.hostname, parts.port or 443, parts.path or "/") for r in routes if not r.exclude):
+        if admitting(routes, parts.hostname, parts.port or 443, parts.path or "/") is None:
             return [("user_info.url", f"{parts.hostname}{parts.path} is not one of the definition's routes, "
                                       "and the access token would go there")]
     return []
