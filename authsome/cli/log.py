@@ -65,8 +65,8 @@ def cmd_log(args) -> int:
     if args.follow:
         import sys
 
-        sys.stdout.flush()
-        try:
+        try:  # from the first flush on: a reader may press Ctrl-C as soon as it sees the last line
+            sys.stdout.flush()
             for record in audit.follow(offset=offset):
                 render.out(json.dumps(record) if args.json else _line(record))
                 sys.stdout.flush()
