@@ -31,6 +31,7 @@ log = logging.getLogger("authsome.proxy")
 
 # flow.metadata key under which the addons record their decisions (never secrets).
 META = injection.FLOW_META
+INJECTED_MARK = ":key:"  # flow.marked of a request that left with a credential (a key in the flow list)
 
 
 def declare(loader) -> None:
@@ -103,6 +104,9 @@ class Runtime:
                 return request
             outgoing = _wire.head_copy(request)
             meta["injected"] = injection.apply(outgoing, binding.provider, conn)
+            if meta["injected"]:  # what a viewer shows: which connection, which slots; never the value
+                flow.marked = INJECTED_MARK
+                flow.comment = f"authsome: {binding.key} injected ({', '.join(meta['injected'])})"
             meta["record_version"] = conn.version  # lets a 401 retry tell whether it was refreshed since
             sent = self._current_values(binding, conn)
             for values in written:  # the re-send's response and the original's are both scrubbed of it

@@ -40,6 +40,13 @@ def raise_descriptor_limit() -> int:
     return soft
 
 
+def _a_ui(master) -> bool:
+    for module, name in (("mitmproxy.tools.web.master", "WebMaster"), ("mitmproxy.tools.console.master", "ConsoleMaster")):
+        if (loaded := sys.modules.get(module)) is not None and isinstance(master, getattr(loaded, name)):
+            return True
+    return False
+
+
 class Guard:
     def __init__(self) -> None:
         self.authenticated: weakref.WeakSet[connection.Client] = weakref.WeakSet()
@@ -48,9 +55,8 @@ class Guard:
         loader.add_option("authsome_auth_timeout", int, 10,
                           "close client connections that have not authenticated to the proxy within this many seconds")
         raise_descriptor_limit()
-        web = sys.modules.get("mitmproxy.tools.web.master")
-        if web is not None and isinstance(getattr(ctx, "master", None), web.WebMaster):
-            from authsome.webui import hide_secret_options
+        if _a_ui(getattr(ctx, "master", None)):  # a stock mitmweb or mitmproxy loaded us
+            from authsome.ui import hide_secret_options
 
             hide_secret_options()
 

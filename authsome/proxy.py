@@ -47,7 +47,7 @@ class ProxyConfig:
     upstream_proxy: str | None = None  # http://host:port of a proxy to chain to
     upstream_proxy_auth: str | None = None  # user:password for it
     log_file: Path | None = None
-    ui: str | None = None  # "web": mitmproxy's web UI on 127.0.0.1
+    ui: str | None = None  # "web": mitmproxy's web UI on 127.0.0.1; "console": its console in this terminal
     extra_options: dict = field(default_factory=dict)
 
 
@@ -56,6 +56,9 @@ class Proxy:
         self.config = config
         self.port: int | None = None
         self.web_url: str | None = None
+        # What quitting the console would stop ("the command (pid 42)"), set by the main thread.
+        self.running_command: str | None = None
+        self._console = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._master = None
@@ -99,6 +102,11 @@ class Proxy:
 
             m = web_master(opts)
             stock = []  # the web master brings mitmproxy's default addons, its view among them
+        elif cfg.ui == "console":
+            from authsome.console import console_master
+
+            m = self._console = console_master(opts, lambda: self.running_command)
+            stock = []
         else:
             m = master.Master(opts)
             stock = [proxyserver.Proxyserver(), next_layer.NextLayer(), tlsconfig.TlsConfig(), proxyauth.ProxyAuth()]
@@ -158,6 +166,24 @@ class Proxy:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    # The console's side (thread-safe; without a console they do what the run would without one).
+
+    def say(self, text: str) -> None:
+        """Tell the user, in the console's status bar and event log (only there: it owns the screen)."""
+        if self._console is not None and self.alive:
+            self._console.say(text)
+
+    def ask_to_quit(self) -> None:
+        """Ctrl-C: the console asks while the command runs; otherwise the proxy stops."""
+        if self._console is not None and self.alive:
+            self._console.ask_to_quit()
+        else:
+            self.stop()
+
+    def resized(self) -> None:
+        if self._console is not None and self.alive:
+            self._console.resized()
+
     def stop(self, timeout: float = 5.0) -> None:
         if self._thread.is_alive() and not self._ready.is_set():
             # Stopped while starting (a signal): let it reach a state that can shut down.
@@ -183,7 +209,10 @@ class Proxy:
 # process, or rewrite bodies so an echo escapes Scrub.
 ADJUSTABLE = {"intercept", "intercept_active", "view_filter", "view_order", "view_order_reversed",
               "web_columns", "content_view_lines_cutoff", "showhost", "flow_detail", "termlog_verbosity",
-              "save_stream_file", "save_stream_filter"}
+              "save_stream_file", "save_stream_filter", "console_layout", "console_layout_headers", "console_focus_follow",
+              "console_palette", "console_palette_transparent", "console_mouse", "console_flowlist_layout",
+              "console_eventlog_verbosity", "console_strip_trailing_newlines", "console_quickhelp_visible",
+              "console_default_contentview"}
 
 
 def frozen(name: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import logging
 import os
 import resource
@@ -19,7 +20,8 @@ import shutil
 import signal
 import socket
 import subprocess
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
@@ -42,6 +44,7 @@ from authsome.vault import Vault
 log = logging.getLogger("authsome")
 
 PROXY_USER = "authsome"
+CLIENT_SECRET_SUFFIX = "_CLIENT_SECRET"
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
@@ -183,7 +186,7 @@ def secret_env_names(bindings: Sequence[Binding], parent_env: Mapping[str, str])
     from authsome.flows.interaction import env_prefix
 
     names = {"AUTHSOME_MASTER_KEY", "AUTHSOME_BUNDLE"}
-    names |= {n for n in parent_env if n.endswith("_CLIENT_SECRET")}
+    names |= {n for n in parent_env if n.endswith(CLIENT_SECRET_SUFFIX)}
     for b in bindings:
         prefix = env_prefix(b.provider.name)
         names |= {f"{prefix}_CLIENT_ID", f"{prefix}_CLIENT_SECRET"}
@@ -194,33 +197,38 @@ def secret_env_names(bindings: Sequence[Binding], parent_env: Mapping[str, str])
     return names
 
 
-def child_environment(parent_env: Mapping[str, str], bindings: Sequence[Binding], vault: Vault,
-                      files: RunFiles, port: int, password: str) -> dict[str, str]:
-    env = {k: v for k, v in parent_env.items() if k not in secret_env_names(bindings, parent_env)}
+def run_variables(parent_env: Mapping[str, str], bindings: Sequence[Binding], vault: Vault,
+                  files: RunFiles, port: int, password: str) -> tuple[dict[str, str], list[str]]:
+    """What a run changes in its command's environment: (variables it sets, variables it removes)."""
     proxy_url = f"http://{PROXY_USER}:{quote(password, safe='')}@127.0.0.1:{port}"
-    for name in PROXY_VARS:
-        env[name] = proxy_url
-    for name in ALL_PROXY_VARS:
-        env.pop(name, None)
-    no_proxy = _no_proxy(parent_env, bindings)
-    env["NO_PROXY"] = env["no_proxy"] = no_proxy
-    for name in COMBINED_BUNDLE_VARS:
-        env[name] = str(files.child_bundle)
-    for name in PARENT_ONLY_BUNDLE_VARS:
-        if parent_env.get(name):
-            env[name] = str(files.child_bundle)
-    for name in ADDITIVE_CA_VARS:
-        env[name] = str(files.node_bundle)
-    env["NODE_USE_ENV_PROXY"] = "1"
+    values = dict.fromkeys(PROXY_VARS, proxy_url)
+    values["NO_PROXY"] = values["no_proxy"] = _no_proxy(parent_env, bindings)
+    values.update(dict.fromkeys(COMBINED_BUNDLE_VARS, str(files.child_bundle)))
+    values.update({name: str(files.child_bundle) for name in PARENT_ONLY_BUNDLE_VARS if parent_env.get(name)})
+    values.update(dict.fromkeys(ADDITIVE_CA_VARS, str(files.node_bundle)))
+    values["NODE_USE_ENV_PROXY"] = "1"
     # The certificate alone (no key), for clients with a trust store of their own:
     # Java's keytool imports one certificate per file.
-    env["AUTHSOME_CA_CERT"] = str(files.ca.cert_path)
+    values["AUTHSOME_CA_CERT"] = str(files.ca.cert_path)
     for b in bindings:
         conn = vault.get_connection(b.provider.name, b.connection)
         if conn is not None:
-            env.update(exports.child_values(b.provider, conn))
-    env["AUTHSOME_RUN"] = "1"
-    return env
+            values.update(exports.child_values(b.provider, conn))
+    values["AUTHSOME_RUN"] = "1"
+    removed = sorted(secret_env_names(bindings, parent_env) | set(ALL_PROXY_VARS))
+    return values, removed
+
+
+def with_run_variables(env: Mapping[str, str], values: Mapping[str, str], removed: Sequence[str]) -> dict[str, str]:
+    """`env` as a run's command gets it (also any *_CLIENT_SECRET it has, which `removed` may not name)."""
+    out = {k: v for k, v in env.items() if k not in removed and not k.endswith(CLIENT_SECRET_SUFFIX)}
+    out.update(values)
+    return out
+
+
+def child_environment(parent_env: Mapping[str, str], bindings: Sequence[Binding], vault: Vault,
+                      files: RunFiles, port: int, password: str) -> dict[str, str]:
+    return with_run_variables(parent_env, *run_variables(parent_env, bindings, vault, files, port, password))
 
 
 def upstream_proxy(parent_env: Mapping[str, str]) -> tuple[str | None, str | None]:
@@ -252,14 +260,24 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signa
 STOPPING = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
-@contextlib.contextmanager
 def _signals(handler, signums):
-    previous = {s: signal.signal(s, handler) for s in signums}
+    return _handlers(dict.fromkeys(signums, handler))
+
+
+@contextlib.contextmanager
+def _handlers(handlers):
+    previous = {s: signal.signal(s, handler) for s, handler in handlers.items()}
     try:
         yield
     finally:
         for s, old in previous.items():
             signal.signal(s, old)
+
+
+def _console_signals(proxy, *, on_interrupt):
+    """The console runs off the main thread: window size changes and Ctrl-C reach it from here."""
+    return _handlers({signal.SIGINT: lambda *_: on_interrupt(), signal.SIGWINCH: lambda *_: proxy.resized(),
+                      signal.SIGCONT: lambda *_: proxy.resized()})
 
 
 class StopRequest:
@@ -301,18 +319,7 @@ def spawn(argv: Sequence[str], env: dict[str, str], stop: StopRequest | None = N
     with _signals(forward, FORWARDED):
         if stop is not None:
             stop.check()  # from here on a signal is the child's: it arrives once Popen returns
-        try:
-            with _inherited_descriptor_limit():
-                child = subprocess.Popen(list(argv), env=env)
-        except FileNotFoundError:
-            raise CommandNotStarted.not_found(argv[0]) from None
-        except PermissionError:
-            raise CommandNotStarted.not_executable(argv[0], "permission denied", f"make it executable: chmod +x {argv[0]}") from None
-        except OSError as exc:
-            if exc.errno == errno.ENOEXEC:
-                raise CommandNotStarted.not_executable(
-                    argv[0], "exec format error", "a script needs a first line such as #!/bin/sh (or run it with its interpreter)") from None
-            raise CommandNotStarted.not_executable(argv[0], exc.strerror or type(exc).__name__, "check the command after `--`") from None
+        child = start(argv, env)
         for signum in pending:
             forward(signum, None)
         while True:
@@ -320,6 +327,26 @@ def spawn(argv: Sequence[str], env: dict[str, str], stop: StopRequest | None = N
                 return exit_status(child.wait())
             except KeyboardInterrupt:
                 continue
+
+
+def start(argv: Sequence[str], env: dict[str, str], **popen) -> subprocess.Popen:
+    """Popen with the descriptor limit authsome started with; a command that cannot start is a CommandNotStarted."""
+    try:
+        with _inherited_descriptor_limit():
+            return subprocess.Popen(list(argv), env=env, **popen)
+    except OSError as exc:
+        raise not_started(argv[0], exc) from None
+
+
+def not_started(command: str, exc: OSError) -> CommandNotStarted:
+    if isinstance(exc, FileNotFoundError):
+        return CommandNotStarted.not_found(command)
+    if isinstance(exc, PermissionError):
+        return CommandNotStarted.not_executable(command, "permission denied", f"make it executable: chmod +x {command}")
+    if exc.errno == errno.ENOEXEC:
+        return CommandNotStarted.not_executable(
+            command, "exec format error", "a script needs a first line such as #!/bin/sh (or run it with its interpreter)")
+    return CommandNotStarted.not_executable(command, exc.strerror or type(exc).__name__, "check the command after `--`")
 
 
 ORIGINAL_NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -346,22 +373,23 @@ def _terminal_delivers_sigint() -> bool:
         return False
 
 
-def run(argv: Sequence[str], bindings: Sequence[Binding], vault: Vault, *, connections: list[str],
-        deny_unmatched: bool = False, allow_hosts: Sequence[str] = (), ui: str | None = None,
-        parent_env: Mapping[str, str] | None = None,
-        on_ready=None) -> int:
-    """Start the proxy, run the child, stop the proxy, return the child's status."""
-    if not argv:
-        raise UsageError("No command to run.", "put the command after --, for example: authsome run -- python my_agent.py")
-    stop = StopRequest()
-    with _signals(stop.note, STOPPING):
-        return _run(argv, bindings, vault, connections=connections, deny_unmatched=deny_unmatched,
-                    allow_hosts=tuple(allow_hosts), ui=ui,
-                    parent_env=dict(os.environ if parent_env is None else parent_env), on_ready=on_ready, stop=stop)
+@dataclass
+class Session:
+    """A proxy serving this run's bindings, and what its command's environment is."""
+    proxy: object  # authsome.proxy.Proxy
+    files: RunFiles
+    values: dict[str, str]  # what the command's environment sets (see `run_variables`)
+    removed: list[str]  # and what it loses
+
+    @property
+    def run_id(self) -> str:
+        return self.files.directory.name
 
 
-def _run(argv, bindings, vault, *, connections, deny_unmatched, allow_hosts, ui, parent_env, on_ready,
-         stop: StopRequest) -> int:
+@contextlib.contextmanager
+def session(bindings, vault, *, connections, deny_unmatched, allow_hosts, ui, parent_env,
+            stop: StopRequest) -> Iterator[Session]:
+    """Start the proxy (and its UI); stop it and remove the run's files at the end."""
     from authsome import hardening
     from authsome.proxy import Proxy, ProxyConfig
 
@@ -371,10 +399,7 @@ def _run(argv, bindings, vault, *, connections, deny_unmatched, allow_hosts, ui,
     if os.geteuid() == 0 and any(parent_env.get(n) for n in ("AUTHSOME_MASTER_KEY", "AUTHSOME_BUNDLE")):
         log.warning("running as root: the command runs as root too, and root reads any process's memory, "
                     "authsome's included; run the agent as an unprivileged user (README: what is not promised)")
-    for name, pid, command in hardening.exposed_in_ancestors([n for n in secret_names if parent_env.get(n)]):
-        log.warning("%s is also in the environment of process %d (%s), which the command can read "
-                    "(/proc/%d/environ); start the agent from a process without it (README: what is not promised)",
-                    name, pid, command, pid)
+    warn_exposed(secret_names, parent_env)
     home = paths.ensure_home()
     sweep_stale_runs(home)
     routes = [r for b in bindings for r in b.routes]
@@ -401,14 +426,196 @@ def _run(argv, bindings, vault, *, connections, deny_unmatched, allow_hosts, ui,
         ))
         port = proxy.start()
         stop.check()
-        env = child_environment(parent_env, bindings, vault, files, port, password)
-        if on_ready is not None:
-            on_ready(proxy)
-        status = spawn(argv, env, stop)
-        if not proxy.alive:
-            log.warning("the proxy stopped while the command ran; requests after that failed")
-        return status
+        yield Session(proxy, files, *run_variables(parent_env, bindings, vault, files, port, password))
     finally:
         if proxy is not None:
             proxy.stop()
         files.remove()
+
+
+def warn_exposed(secret_names, env: Mapping[str, str]) -> None:
+    from authsome import hardening
+
+    for name, pid, command in hardening.exposed_in_ancestors([n for n in secret_names if env.get(n)]):
+        log.warning("%s is also in the environment of process %d (%s), which the command can read "
+                    "(/proc/%d/environ); start the agent from a process without it (README: what is not promised)",
+                    name, pid, command, pid)
+
+
+def run(argv: Sequence[str], bindings: Sequence[Binding], vault: Vault, *, connections: list[str],
+        deny_unmatched: bool = False, allow_hosts: Sequence[str] = (), ui: str | None = None,
+        parent_env: Mapping[str, str] | None = None, on_ready=None, say=None) -> int:
+    """Start the proxy, run the child, stop the proxy, return the child's status.
+
+    With `ui="console"` the console owns the terminal: the child runs without
+    one (stdin /dev/null, output to a file under the home), and the run ends
+    when the console is quit. `say` gets what the user should read afterwards.
+    """
+    if not argv:
+        raise UsageError("No command to run.", "put the command after --, for example: authsome run -- python my_agent.py")
+    parent_env = dict(os.environ if parent_env is None else parent_env)
+    stop = StopRequest()
+    with _signals(stop.note, STOPPING):
+        with session(bindings, vault, connections=connections, deny_unmatched=deny_unmatched,
+                     allow_hosts=tuple(allow_hosts), ui=ui, parent_env=parent_env, stop=stop) as s:
+            env = with_run_variables(parent_env, s.values, s.removed)
+            if on_ready is not None:
+                on_ready(s.proxy)
+            if ui == "console":
+                return _beside_console(argv, env, s, stop, say or (lambda text: None))
+            status = spawn(argv, env, stop)
+            if not s.proxy.alive:
+                log.warning("the proxy stopped while the command ran; requests after that failed")
+            return status
+
+
+# -- the command beside the console ---------------------------------------------------
+
+OUTPUT_DIR = "output"
+OUTPUTS_KEPT = 20
+GRACE = 5.0  # seconds a stopped command gets between SIGTERM and SIGKILL
+
+
+def output_file(home: Path, run_id: str) -> Path:
+    """A new 0600 file for a command's output, kept after the run (the newest OUTPUTS_KEPT are)."""
+    directory = paths.ensure_dir(home / OUTPUT_DIR)
+    old = sorted(directory.glob("*.log"), key=lambda p: p.stat().st_mtime)
+    for stale in old[:max(0, len(old) - OUTPUTS_KEPT + 1)]:
+        stale.unlink(missing_ok=True)
+    return _write(directory / f"{run_id}.log", "")
+
+
+def _beside_console(argv, env, s: Session, stop: StopRequest, say) -> int:
+    proxy = s.proxy
+    output = output_file(s.files.directory.parent.parent, s.run_id)
+    with open(output, "ab") as sink:
+        # A session of its own: no controlling terminal to fight the console over, and
+        # the terminal's Ctrl-C reaches authsome (which asks), not the command.
+        child = start(argv, env, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                      start_new_session=True)
+    proxy.running_command = f"The command (pid {child.pid})"
+    status = None
+    try:
+        with _console_signals(proxy, on_interrupt=proxy.ask_to_quit):
+            while proxy.alive and stop.signum is None:
+                if status is None and child.poll() is not None:
+                    status = exit_status(child.returncode)
+                    proxy.running_command = None
+                    proxy.say(f"authsome: the command exited with status {status}; its output is in {output}. "
+                              "q quits.")
+                time.sleep(0.1)
+    finally:
+        if child.poll() is None:
+            _stop_group(child, stop.signum or signal.SIGTERM)
+    if status is None:
+        status = exit_status(child.returncode)
+        say(f"the command was stopped (status {status}); its output is in {output}")
+    else:
+        say(f"the command exited with status {status}; its output is in {output}")
+    return status
+
+
+def _stop_group(child: subprocess.Popen, signum: int) -> None:
+    """Signal the command and its own process group; SIGKILL after GRACE seconds."""
+    for sig, wait in ((signum, GRACE), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, sig)
+        try:
+            child.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+# -- a proxy without a command: `authsome proxy` and `authsome attach` ---------------------
+
+ATTACH_FILE = "attach.json"
+
+
+def serve(bindings: Sequence[Binding], vault: Vault, *, connections: list[str], deny_unmatched: bool = False,
+          allow_hosts: Sequence[str] = (), ui: str | None = None, parent_env: Mapping[str, str] | None = None,
+          on_ready=None) -> int:
+    """Run the proxy until Ctrl-C (or SIGTERM, or quitting its console); commands join with `attach`.
+
+    The environment `run` would give its command is kept in a 0600 file in
+    the run's directory, which `attach` reads: the proxy's password is never
+    printed or passed on a command line.
+    """
+    parent_env = dict(os.environ if parent_env is None else parent_env)
+    stop = StopRequest()
+    with _signals(stop.note, (signal.SIGINT, *STOPPING)):
+        with session(bindings, vault, connections=connections, deny_unmatched=deny_unmatched,
+                     allow_hosts=tuple(allow_hosts), ui=ui, parent_env=parent_env, stop=stop) as s:
+            _write(s.files.directory / ATTACH_FILE, json.dumps({"set": s.values, "remove": s.removed}))
+            if on_ready is not None:
+                on_ready(s)
+            watching = _console_signals(s.proxy, on_interrupt=lambda: stop.note(signal.SIGINT, None)) \
+                if ui == "console" else contextlib.nullcontext()
+            with watching:
+                while s.proxy.alive and stop.signum is None:
+                    time.sleep(0.1)
+            if not s.proxy.alive and stop.signum is None and ui != "console":
+                log.warning("the proxy stopped on its own; see `authsome doctor`")
+                return 1
+    return 0
+
+
+@dataclass
+class LiveProxy:
+    run_id: str
+    attach_file: Path
+
+
+def live_proxies(home: Path) -> list[LiveProxy]:
+    """The proxies of this home, on this host, still running (`authsome proxy`)."""
+    found = []
+    runs = home / "runs"
+    for directory in sorted(runs.iterdir()) if runs.is_dir() else ():
+        try:
+            host, pid_text = (directory / OWNER_FILE).read_text().split()
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            continue
+        if host == socket.gethostname() and _alive(pid) and (directory / ATTACH_FILE).is_file():
+            found.append(LiveProxy(directory.name, directory / ATTACH_FILE))
+    return found
+
+
+def find_proxy(home: Path, run_id: str | None) -> LiveProxy:
+    proxies = live_proxies(home)
+    if run_id is not None:
+        matching = [p for p in proxies if p.run_id.startswith(run_id)]
+        if len(matching) == 1:
+            return matching[0]
+        if not matching:
+            raise UsageError(f"No running proxy {run_id!r} in this home.",
+                             _running_list(proxies) or "start one with `authsome proxy`")
+        raise UsageError(f"{run_id!r} names more than one running proxy.", _running_list(proxies))
+    if len(proxies) == 1:
+        return proxies[0]
+    if not proxies:
+        raise UsageError("No proxy of this home runs.", "start one in another terminal: authsome proxy")
+    raise UsageError("More than one proxy of this home runs; name one.", _running_list(proxies))
+
+
+def _running_list(proxies: Sequence[LiveProxy]) -> str:
+    return ("running: " + ", ".join(p.run_id for p in proxies) + "; for example: authsome attach "
+            f"{proxies[0].run_id} -- CMD") if proxies else ""
+
+
+def attach(argv: Sequence[str], proxy: LiveProxy, env: Mapping[str, str] | None = None) -> None:
+    """Replace this process with `argv`, in the environment the proxy's `run` would give it."""
+    env = dict(os.environ if env is None else env)
+    try:
+        saved = json.loads(proxy.attach_file.read_text())
+        values, removed = dict(saved["set"]), list(saved["remove"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UsageError(f"The proxy {proxy.run_id} stopped, or its attach file is unreadable.",
+                         "start a proxy again with `authsome proxy`") from None
+    warn_exposed([n for n in removed if n in env] + [n for n in env if n.endswith(CLIENT_SECRET_SUFFIX)], env)
+    child_env = with_run_variables(env, values, removed)
+    try:
+        with _inherited_descriptor_limit():
+            os.execvpe(argv[0], list(argv), child_env)
+    except OSError as exc:
+        raise not_started(argv[0], exc) from None

@@ -1,24 +1,12 @@
 """mitmproxy's web UI for `authsome run --ui web`.
 
-No flow ever holds a real credential (it exists only in the bytes sent
-upstream, `addons/_wire.py`), so the live view, the flow list, downloads,
-commands such as `export` or `cut`, editing and saved flows all show
-requests as the child sent them without any help from here. What is left:
-the UI's own port, bound by us; an options page that does not show the
-proxy's password or an upstream proxy's credentials; and no addon that runs
-code or rewrites traffic (the options that remain are frozen by
-`authsome.proxy` once the proxy runs). mitmproxy is imported
-lazily: only the proxy thread loads this module, and only for `--ui web`.
+The UI's own port is bound by us, on 127.0.0.1; what it hides and loses is in
+`authsome.ui`, shared with the console. mitmproxy is imported lazily: only
+the proxy thread loads this module, and only for `--ui web`.
 """
 from __future__ import annotations
 
-HIDDEN = "(hidden by authsome)"
-# mitmproxy default addons a debugging UI for `authsome run` does without: loading
-# scripts, rewriting requests and responses, serving canned responses, reading
-# flows from files, the stock upstream auth (authsome has its own).
-UNSAFE_ADDONS = ("scriptloader", "serverplayback", "mapremote", "maplocal", "modifybody", "modifyheaders",
-                 "blocklist", "upstreamauth", "readfilestdin", "staticviewer", "browser")
-SECRET_OPTIONS = ("proxyauth", "upstream_auth", "authsome_upstream_auth")
+from authsome.ui import hide_secret_options, strip_unsafe
 
 
 def web_master(opts):
@@ -41,34 +29,5 @@ def web_master(opts):
 
     hide_secret_options()
     m = _WebMaster(opts, with_termlog=False)
-    removed = []
-    for name in UNSAFE_ADDONS:  # what the UI (or a leaked token) could use to run code or rewrite traffic
-        if (addon := m.addons.get(name)) is not None:
-            m.addons.remove(addon)
-            removed.append(addon)
-    for path, command in list(m.commands.commands.items()):  # removing an addon leaves its commands behind
-        if getattr(command.func, "__self__", None) in removed:
-            del m.commands.commands[path]
+    strip_unsafe(m)  # what the UI (or a leaked token) could use to run code or rewrite traffic
     return m
-
-
-def hide_secret_options() -> None:
-    """The options page (and `options` dumps) show no proxy credentials (idempotent).
-
-    Used by `--ui web`, and by the Guard addon when a stock `mitmweb -s` loads it.
-    """
-    from mitmproxy import optmanager
-
-    if getattr(optmanager, "authsome_patched", False):
-        return
-    optmanager.authsome_patched = True
-    original_dump = optmanager.dump_dicts
-
-    def dump_dicts(opts, keys=None):
-        out = original_dump(opts, keys)
-        for name in SECRET_OPTIONS:
-            if name in out and out[name].get("value"):
-                out[name] = {**out[name], "value": HIDDEN}
-        return out
-
-    optmanager.dump_dicts = dump_dicts

@@ -20,7 +20,7 @@ import pytest
 
 from authsome.models import PLACEHOLDER, Connection
 from authsome.vault import Vault
-from authsome.webui import HIDDEN
+from authsome.ui import HIDDEN
 from tests.conftest import AUTHSOME
 
 TOKEN = "web-ui-token-" + "W" * 24

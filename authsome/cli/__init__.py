@@ -24,7 +24,7 @@ toward that provider's own API host.
 commands:
   providers    list, inspect, register, trust, remove
   credentials  login, default, get, export, logout, revoke
-  agents       run, log, ci export
+  agents       run, proxy, attach, log, ci export
   diagnostics  whoami, doctor, completion
 """
 

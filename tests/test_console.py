@@ -1,0 +1,292 @@
+"""`authsome run --ui console`, `authsome proxy` and `authsome attach`: watching an agent without seeing a secret.
+
+The console is driven under tmux. A request held in flight by the test API
+has already left with the credential (the API saw it) while every screen,
+export, saved file and filter of the console sees only the placeholder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from authsome.models import PLACEHOLDER, Connection
+from authsome.ui import HIDDEN
+from authsome.vault import Vault
+from tests.conftest import AUTHSOME
+from tests.support.tmux import Terminal
+
+TOKEN = "console-token-" + "C" * 24
+KEY = "console-key-" + "Q" * 24
+CHILD = """\
+import os, sys, requests
+open(sys.argv[1], "w").write(os.environ["HTTPS_PROXY"])
+r = requests.get("https://api.acme.test/echo", params={"api_key": os.environ["ACMEQ_API_KEY"], "q": "coffee"})
+print("query", r.status_code, flush=True)
+r = requests.get("https://api.twitter.com/hold", headers={"Authorization": "Bearer " + os.environ["X_ACCESS_TOKEN"]})
+print("held", r.status_code, flush=True)
+"""
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def connected(cli, tmp_path, home):
+    """X with a bearer token; `acmeq`, whose key travels in the query (so it would show in the URL)."""
+    Vault.open().put_connection(Connection(provider="x", access_token=TOKEN, expires_at=time.time() + 3600))
+    definition = {"name": "acmeq", "display_name": "Acme query", "auth_type": "api_key", "flow": "api_key",
+                  "api_key": {"in": "query", "query_param": "api_key"}, "api_url": "api.acme.test",
+                  "export": {"api_key": "ACMEQ_API_KEY"}}
+    (tmp_path / "acmeq.json").write_text(json.dumps(definition))
+    assert cli(["register", str(tmp_path / "acmeq.json")]).code == 0
+    assert cli(["login", "acmeq"], input=KEY).code == 0
+
+
+def _release(api, test_ca) -> None:
+    trust = ssl.create_default_context(cafile=str(test_ca.cert))
+    urllib.request.urlopen(f"https://127.0.0.1:{api.port}/release", context=trust).read()
+
+
+def _wait(condition, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def terminal(tmp_path):
+    opened = []
+
+    def start(argv, env):
+        t = Terminal(tmp_path, argv, env)
+        opened.append(t)
+        return t
+
+    yield start
+    for t in opened:
+        t.close()
+
+
+def _exported(t: Terminal, tmp_path, name: str) -> str:
+    path = tmp_path / f"export-{name.replace(' ', '-')}"
+    t.command(f"{name} {path}")
+    _wait(path.exists, f"`{name}` to write its file")
+    time.sleep(0.2)
+    return path.read_text(errors="replace")
+
+
+def _inspect_focused_flow(t: Terminal, tmp_path, stage: str) -> list[str]:
+    """Every view and export of the focused flow; returns what the files held."""
+    t.keys("Enter")
+    t.wait_for("Request")
+    detail = ""
+    for _ in range(4):  # Request, Response and Detail, starting where the view was left
+        time.sleep(0.3)
+        if "Server Connection" in (screen := t.screen()):
+            detail = screen
+        t.keys("Tab")
+    assert detail, "no Detail tab seen"
+    t.keys("q")
+    files = [_exported(t, tmp_path, f"export.file {kind} @focus") for kind in ("curl", "httpie", "raw", "raw_request")]
+    files.append(_exported(t, tmp_path, "cut.save @focus request.url,request.headers"))
+    saved = tmp_path / f"saved-{stage}.flows"
+    t.command(f"save.file @all {saved}")
+    _wait(saved.exists, "the saved flows")
+    time.sleep(0.2)
+    files.append(saved.read_bytes().decode("latin-1"))
+    return [detail, *files]
+
+
+@pytest.mark.invariant
+def test_the_console_never_shows_a_credential_in_flight_or_done(connected, api, trusting_env, test_ca, terminal,
+                                                                tmp_path, home):
+    proxy_file = tmp_path / "proxy-url"
+    child = tmp_path / "child.py"
+    child.write_text(CHILD)
+    t = terminal([*AUTHSOME, "run", "--ui", "console", *api.resolve("api.twitter.com", "api.acme.test"), "--",
+                  sys.executable, str(child), str(proxy_file)], {**trusting_env, "AUTHSOME_HOME": str(home)})
+    _wait(lambda: any(s["path"] == "/hold" for s in api.seen), "the held request to reach the API")
+    held = next(s for s in api.seen if s["path"] == "/hold")
+    assert held["headers"]["authorization"] == f"Bearer {TOKEN}"  # the credential did leave
+    assert f"api_key={KEY}" in next(s for s in api.seen if s["path"].startswith("/echo"))["path"]
+    password = re.search(r":([^:@]+)@", proxy_file.read_text()).group(1)
+
+    t.wait_for("/hold")
+    listing = t.screen()
+    assert "🔑" in listing  # injected flows are marked
+    t.keys("G")  # the newest flow: the one in flight
+    in_flight = _inspect_focused_flow(t, tmp_path, "in-flight")
+    assert "authsome: x/default injected (header:authorization)" in in_flight[0]
+    assert f"Bearer {PLACEHOLDER}" in in_flight[1]  # the curl export: as the child sent it
+
+    # A filter that matched the credential would be an oracle for it.
+    for expression, shown in ((f'~h "Bearer {TOKEN[:16]}"', 0), (f"~u api_key={KEY[:14]}", 0),
+                              (f'~h "Bearer {PLACEHOLDER}"', 1), (f"~u api_key={PLACEHOLDER}", 1)):
+        t.command(f"set view_filter '{expression}'")
+        screen = t.wait_for(f"[f:{expression}]")
+        if f"[{shown}/{shown}]" not in screen:
+            screen = t.wait_for(f"[{shown}/{shown}]")
+    t.command("set view_filter ''")
+
+    t.keys("O")  # the options view: no proxy password, no proxyauth line
+    options = t.wait_for("Options")
+    assert "proxyauth" not in options
+    t.keys("q")
+    saved_options = _exported(t, tmp_path, "options.save")
+    assert HIDDEN in saved_options and password not in saved_options
+
+    _release(api, test_ca)
+    t.wait_for("exited with status 0")
+    t.keys("g")  # the query request, done
+    done = _inspect_focused_flow(t, tmp_path, "done-query")
+    t.keys("G")
+    done += _inspect_focused_flow(t, tmp_path, "done-held")
+    t.keys("E")  # the event log
+    t.wait_for("exited with status 0")
+    t.keys("q")
+
+    seen = "\n".join(t.captures + in_flight + done + [saved_options])
+    for secret in (TOKEN, KEY, password):
+        assert secret not in seen
+    assert PLACEHOLDER in seen
+
+    t.keys("q")
+    t.wait_for("Quit")
+    t.keys("y")
+    assert t.status() == 0
+    output = re.search(r"its output is in (\S+)", t.stderr()).group(1)
+    assert open(output).read().split() == ["query", "200", "held", "200"]
+    assert os.stat(output).st_mode & 0o077 == 0
+
+
+def test_the_console_is_refused_without_a_terminal(cli, home):
+    r = cli(["run", "--ui", "console", "--", "true"])
+    assert r.code == 2
+    assert "--ui console needs a terminal" in r.err and "--ui web" in r.err
+    assert cli(["proxy", "--ui", "console"]).code == 2
+
+
+def _start_proxy(api, trusting_env, *extra: str) -> tuple[subprocess.Popen, str, int]:
+    proc = subprocess.Popen([*AUTHSOME, "proxy", *api.resolve("api.twitter.com"), *extra],
+                            env={**os.environ, **trusting_env}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines = []
+    while not lines or "Ctrl-C stops it" not in lines[-1]:
+        line = proc.stderr.readline()
+        if not line:
+            pytest.fail(f"the proxy did not start: {''.join(lines)}")
+        lines.append(line)
+    found = re.search(r"proxy (\w+) serves on 127\.0\.0\.1:(\d+)", "".join(lines))
+    assert found and "in another terminal: authsome attach" in "".join(lines)
+    if "--ui" in extra:
+        assert "mitmproxy web UI at http://127.0.0.1:" in "".join(lines)
+    return proc, found.group(1), int(found.group(2))
+
+
+def _attach(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
+    return subprocess.Popen([*AUTHSOME, "attach", *args], env={**os.environ, **(env or {})}, text=True, **popen)
+
+
+CURL = 'curl -sS -H "Authorization: Bearer $X_ACCESS_TOKEN" https://api.twitter.com{path}'
+
+
+def test_proxy_and_attach_inject_audit_and_free_the_port_on_ctrl_c(cli, home, api, trusting_env, test_ca, tmp_path):
+    Vault.open().put_connection(Connection(provider="x", access_token=TOKEN, expires_at=time.time() + 3600))
+    proxy, run_id, port = _start_proxy(api, trusting_env)
+    try:
+        attach_file = home / "runs" / run_id / "attach.json"
+        assert attach_file.stat().st_mode & 0o777 == 0o600
+        assert TOKEN not in attach_file.read_text() and PLACEHOLDER in attach_file.read_text()
+        # The environment is the run's: placeholders, the proxy, the CA; never the token.
+        env_dump = _attach("--", sys.executable, "-c", "import json, os; print(json.dumps(dict(os.environ)))",
+                           env={"AUTHSOME_MASTER_KEY": "not-for-the-agent"}, stdout=subprocess.PIPE)
+        child_env = json.loads(env_dump.communicate(timeout=30)[0])
+        assert env_dump.returncode == 0
+        assert child_env["X_ACCESS_TOKEN"] == PLACEHOLDER and child_env["AUTHSOME_RUN"] == "1"
+        assert child_env["HTTPS_PROXY"].endswith(f"@127.0.0.1:{port}") and "AUTHSOME_MASTER_KEY" not in child_env
+        assert TOKEN not in json.dumps(child_env)
+
+        done = _attach("--", "sh", "-c", CURL.format(path="/echo"), stdout=subprocess.PIPE)
+        out = done.communicate(timeout=30)[0]
+        assert done.returncode == 0 and PLACEHOLDER in out and TOKEN not in out
+        assert api.seen[-1]["headers"]["authorization"] == f"Bearer {TOKEN}"
+        assert re.search(r"200 +GET https://api.twitter.com/echo +injected x/default", cli(["log"]).out)
+
+        # A command still waiting when the proxy stops gets a connection error, not a hang.
+        waiting = _attach(run_id[:6], "--", "sh", "-c", CURL.format(path="/hold"), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
+        _wait(lambda: any(s["path"] == "/hold" for s in api.seen), "the held request")
+        proxy.send_signal(signal.SIGINT)
+        assert proxy.wait(timeout=15) == 0
+        assert waiting.wait(timeout=15) != 0
+    finally:
+        if proxy.poll() is None:
+            proxy.kill()
+        _release(api, test_ca)
+    assert "proxy stopped" in proxy.stderr.read()
+    with pytest.raises(ConnectionRefusedError):  # nothing listens on the port
+        socket.create_connection(("127.0.0.1", port), timeout=5)
+    with socket.socket() as s:  # and a server can have it again (its old connections may linger in TIME_WAIT)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+    assert not (home / "runs" / run_id).exists()
+    late = cli(["attach", "--", "true"])
+    assert late.code == 2 and "No proxy of this home runs" in late.err
+
+
+def test_attach_names_the_proxy_when_several_run(cli, home, api, trusting_env):
+    first, first_id, _ = _start_proxy(api, trusting_env)
+    second, second_id, _ = _start_proxy(api, trusting_env, "--ui", "web")
+    try:
+        ambiguous = cli(["attach", "--", "true"])
+        assert ambiguous.code == 2 and first_id in ambiguous.err and second_id in ambiguous.err
+        assert cli(["attach", second_id[:8], "--", "true"]).code == 0
+        assert cli(["attach", "nosuchrun", "--", "true"]).code == 2
+        assert cli(["attach", second_id, "--", "/nonexistent/cmd"]).code == 127
+        assert cli(["attach", "true"]).code == 2  # no --
+    finally:
+        for proc in (first, second):
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=15)
+
+
+def test_quitting_the_console_asks_while_the_command_runs_then_stops_it(terminal, home, tmp_path):
+    marker = tmp_path / "started"
+    t = terminal([*AUTHSOME, "run", "--ui", "console", "--", "sh", "-c", f"touch {marker}; exec sleep 60"],
+                 {"AUTHSOME_HOME": str(home)})
+    t.wait_for("Flows")
+    _wait(marker.exists, "the command to start")
+    t.keys("C-c")  # the terminal's Ctrl-C reaches authsome, not the command (which has no terminal)
+    t.wait_for("still runs. Quit and stop it")
+    t.keys("n")
+    t.keys("Q")
+    t.wait_for("still runs. Quit and stop it")
+    t.keys("y")
+    assert t.status() == 128 + signal.SIGTERM
+    assert "the command was stopped" in t.stderr()
+
+
+def test_proxy_with_the_console_shows_attached_requests(terminal, home, api, trusting_env, test_ca):
+    Vault.open().put_connection(Connection(provider="x", access_token=TOKEN, expires_at=time.time() + 3600))
+    t = terminal([*AUTHSOME, "proxy", "--ui", "console", *api.resolve("api.twitter.com")],
+                 {**trusting_env, "AUTHSOME_HOME": str(home)})
+    t.wait_for("in another terminal: authsome attach -- CMD")
+    done = _attach("--", "sh", "-c", CURL.format(path="/echo"), stdout=subprocess.PIPE)
+    assert PLACEHOLDER in done.communicate(timeout=30)[0] and done.returncode == 0
+    assert api.seen[-1]["headers"]["authorization"] == f"Bearer {TOKEN}"
+    t.wait_for("/echo")
+    t.keys("C-c")  # nothing of its own runs: Ctrl-C stops the proxy
+    assert t.status() == 0
+    assert all(TOKEN not in capture for capture in t.captures)
