@@ -9,6 +9,7 @@ values: only the names of query parameters.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from pathlib import Path
@@ -23,17 +24,44 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
+FLUSH_DELAY = 0.2  # seconds a record may wait in memory before it is written
+
+
 class Audit:
+    """Records are kept in memory and written together, at most FLUSH_DELAY after the first.
+
+    No file work per request on the event loop; `done` writes what is left.
+    Without a running loop (a script driving the addon by hand) each record
+    is written at once.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[dict] = []
+
     def load(self, loader) -> None:
         declare(loader)
         loader.add_option("authsome_run_id", str, "", "identifier written into every audit record")
 
     def _write(self, record: dict) -> None:
-        record = {"ts": _now(), "run": ctx.options.authsome_run_id or None, **record}
+        self.pending.append({"ts": _now(), "run": ctx.options.authsome_run_id or None, **record})
+        if len(self.pending) > 1:
+            return  # a flush is already due
         try:
-            audit.append(record, Path(runtime(ctx.options).home))
+            asyncio.get_running_loop().call_later(FLUSH_DELAY, self.flush)
+        except RuntimeError:
+            self.flush()
+
+    def flush(self) -> None:
+        records, self.pending = self.pending, []
+        if not records:
+            return
+        try:
+            audit.append_all(records, Path(runtime(ctx.options).home))
         except OSError as exc:
             log.warning("cannot write the audit log: %s", exc.strerror)
+
+    def done(self) -> None:
+        self.flush()
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.get(META) or {}

@@ -39,7 +39,8 @@ class Inject:
         source = rt.source(binding)
         leeway = ctx.options.authsome_refresh_leeway
         try:
-            conn = await asyncio.to_thread(source.current)
+            # The record is decrypted off the event loop, and only when its file changed.
+            conn = source.unchanged() or await asyncio.to_thread(source.current)
             if conn.should_refresh(leeway=leeway):
                 conn = await rt.refresh(binding, leeway=leeway)
                 meta["refreshed"] = True

@@ -24,16 +24,22 @@ def path(home: Path | None = None) -> Path:
 
 
 def append(record: dict, home: Path | None = None) -> None:
+    append_all([record], home)
+
+
+def append_all(records: list[dict], home: Path | None = None) -> None:
+    """Append whole lines, in one write (a reader never sees half of one, unless the disk fills)."""
     target = path(home)
     try:
         if target.stat().st_size > MAX_BYTES:
             os.replace(target, target.with_suffix(".log.1"))
     except FileNotFoundError:
         pass
-    line = json.dumps(record, separators=(",", ":")) + "\n"
+    data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
     fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, paths.FILE_MODE)
     try:
-        os.write(fd, line.encode())
+        while data:
+            data = data[os.write(fd, data):]
     finally:
         os.close(fd)
 

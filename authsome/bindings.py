@@ -203,16 +203,25 @@ class CredentialSource:
     _record: Connection | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    @property
+    @functools.cached_property
     def path(self) -> Path:
         return self.vault.connection_path(self.provider, self.connection)
 
-    def current(self) -> Connection:
+    def _stat(self) -> tuple[int, int, int]:
         try:
             st = os.stat(self.path)
-            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         except FileNotFoundError:
             raise NotConnected(self.provider, self.connection) from None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+    def unchanged(self) -> Connection | None:
+        """The record read last, if its file has not changed since (one stat: cheap enough for an event loop)."""
+        stamp = self._stat()
+        record = self._record
+        return record if record is not None and stamp == self._stamp else None
+
+    def current(self) -> Connection:
+        stamp = self._stat()
         with self._lock:
             if stamp != self._stamp or self._record is None:
                 record = self.vault.get_connection(self.provider, self.connection)

@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import sys
 import threading
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +66,8 @@ class Proxy:
         self._error: BaseException | None = None
         self._master = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._socket: socket.socket | None = None
+        self._abandoned = False
         self._thread = threading.Thread(target=self._thread_main, name="authsome-proxy", daemon=True)
 
     # -- the proxy thread ---------------------------------------------------------
@@ -73,9 +78,12 @@ class Proxy:
         except BaseException as exc:  # SystemExit included: a dead proxy must not go unnoticed
             self._error = exc
         finally:
+            self._socket.close()  # a proxy that is gone refuses connections rather than leave them queued
             self._ready.set()
 
     async def _main(self) -> None:
+        if self.config.ui is None:
+            _lean_addons_package()
         from mitmproxy import master, options
         from mitmproxy.addons import next_layer, proxyauth, proxyserver, tlsconfig
 
@@ -89,9 +97,12 @@ class Proxy:
 
         cfg = self.config
         mode = [f"upstream:{cfg.upstream_proxy}"] if cfg.upstream_proxy else ["regular"]
+        if self._abandoned:
+            return  # the command ended before the proxy was needed
+        _serve_prebound(self._socket)
         opts = _run_options(options.Options)(
             listen_host="127.0.0.1",
-            listen_port=0,
+            listen_port=self.port,
             mode=mode,
             confdir=str(cfg.confdir),
             upstream_cert=False,  # copying upstream SANs into leaves would break the name constraints
@@ -148,19 +159,48 @@ class Proxy:
 
     # -- the caller's side ------------------------------------------------------------
 
-    def start(self, timeout: float = READY_TIMEOUT) -> int:
+    def start(self, timeout: float = READY_TIMEOUT, *, wait: bool = True) -> int:
+        """Listen on 127.0.0.1 and start the proxy thread; return the port.
+
+        The socket is bound here, before mitmproxy is imported, so a command
+        can be started at once (`wait=False`): its connections queue until the
+        proxy serves them. Then `wait_ready` reports a proxy that failed.
+        """
         _route_logs(self.config.log_file)
+        try:
+            self._socket = _listening_socket()
+        except OSError as exc:
+            raise ProxyError(f"The proxy could not listen on 127.0.0.1: {exc.strerror}.", "check `authsome doctor`") from None
+        self.port = self._socket.getsockname()[1]
         self._thread.start()
+        if wait:
+            self.wait_ready(timeout)
+        return self.port
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         if not self._ready.wait(timeout):
             self.stop()
             raise ProxyError(f"The proxy did not start within {int(timeout)} s.", "run again; `authsome doctor` checks the installation")
         if self._error is not None:
-            reason = getattr(self._error, "message", None) or type(self._error).__name__
-            raise ProxyError(f"The proxy could not start: {reason}.", "run again with --verbose for details") from self._error
-        if not self.port:
-            self.stop()
-            raise ProxyError("The proxy could not listen on 127.0.0.1.", "check `authsome doctor`")
-        return self.port
+            raise ProxyError(f"The proxy could not start: {self.reason}.",
+                             "run again with --verbose for details") from self._error
+
+    @property
+    def reason(self) -> str | None:
+        """Why the proxy thread failed, in a few words (no values), or None."""
+        if self._error is None:
+            return None
+        return getattr(self._error, "message", None) or type(self._error).__name__
+
+    @property
+    def settled(self) -> bool:
+        """Serving, or failed: no longer starting."""
+        return self._ready.is_set()
+
+    @property
+    def failed(self) -> bool:
+        """The proxy thread ended with an error (before or after it served)."""
+        return self._ready.is_set() and self._error is not None
 
     @property
     def alive(self) -> bool:
@@ -185,6 +225,12 @@ class Proxy:
             self._console.resized()
 
     def stop(self, timeout: float = 5.0) -> None:
+        if self._thread.is_alive() and not self._ready.is_set() and self._master is None:
+            # Still importing mitmproxy: it will not serve. The thread is a daemon, and the
+            # CLI leaves with os._exit, so nobody waits for the import to finish.
+            self._abandoned = True
+            self._socket.close()
+            return
         if self._thread.is_alive() and not self._ready.is_set():
             # Stopped while starting (a signal): let it reach a state that can shut down.
             self._ready.wait(timeout)
@@ -242,6 +288,74 @@ def _run_options(base):
             super().reset()
 
     return RunOptions
+
+
+def _lean_addons_package() -> None:
+    """Import mitmproxy's addons one by one, without the package's `__init__`.
+
+    That `__init__` imports every default addon (flask for onboarding, ldap3
+    for proxyauth, ...), some 110 ms a run pays for nothing: the lean master
+    loads four of them. Only without a UI (the UIs want `default_addons()`),
+    and only if nothing imported the package yet.
+    """
+    if "mitmproxy.addons" in sys.modules:
+        return
+    import importlib.util
+
+    spec = importlib.util.find_spec("mitmproxy")
+    directory = Path(spec.submodule_search_locations[0]) / "addons"
+    package = types.ModuleType("mitmproxy.addons")
+    package.__path__ = [str(directory)]
+    package.__package__ = "mitmproxy.addons"
+
+    def __getattr__(name: str):
+        # Anything but a submodule (`default_addons`, for a UI or a test harness later in this
+        # process): run the real `__init__` into this module, once, and answer from it.
+        if (directory / f"{name}.py").exists() or (directory / name).is_dir() or name.startswith("__"):
+            raise AttributeError(name)
+        if not package.__dict__.get("authsome_complete"):
+            package.authsome_complete = True
+            init = directory / "__init__.py"
+            exec(compile(init.read_text(), str(init), "exec"), package.__dict__)
+        try:
+            return package.__dict__[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    package.__getattr__ = __getattr__
+    sys.modules["mitmproxy.addons"] = package
+
+
+def _listening_socket() -> socket.socket:
+    # IPPROTO_TCP named, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
+    # accepted sockets inherit it (without, Nagle and delayed ACKs add 40 ms to every answer).
+    # SO_REUSEADDR as asyncio sets it: the port can be bound again while old connections linger in TIME_WAIT.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _serve_prebound(sock: socket.socket) -> None:
+    """mitmproxy's TCP servers accept on `sock` (bound by `Proxy.start`) when asked for its port."""
+    from mitmproxy.proxy import mode_servers
+
+    cls = mode_servers.AsyncioServerInstance
+    original = getattr(cls, "authsome_original_listen", cls.listen)
+    port = sock.getsockname()[1]
+
+    async def listen(self, host, wanted):
+        if wanted == port and self.mode.transport_protocol == "tcp" and sock.fileno() != -1:
+            return [await asyncio.start_server(self.handle_stream, sock=sock)]
+        return await original(self, host, wanted)
+
+    cls.authsome_original_listen = original
+    cls.listen = listen
 
 
 def _route_logs(log_file: Path | None) -> None:

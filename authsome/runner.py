@@ -300,8 +300,13 @@ class StopRequest:
             raise Terminated.by_signal(self.signum)
 
 
-def spawn(argv: Sequence[str], env: dict[str, str], stop: StopRequest | None = None) -> int:
-    """Run the child in the foreground; forward signals; return its exit status."""
+def spawn(argv: Sequence[str], env: dict[str, str], stop: StopRequest | None = None, proxy=None) -> int:
+    """Run the child in the foreground; forward signals; return its exit status.
+
+    `proxy`: one still starting. Should it fail, the child is stopped and its
+    ProxyError raised: a command whose every request would fail is not left
+    running (nor reported by its own status).
+    """
     child: subprocess.Popen | None = None
     pending: list[int] = []  # arrived while Popen ran: the child may exist before Popen returns
 
@@ -324,7 +329,13 @@ def spawn(argv: Sequence[str], env: dict[str, str], stop: StopRequest | None = N
             forward(signum, None)
         while True:
             try:
-                return exit_status(child.wait())
+                if proxy is None or (proxy.settled and not proxy.failed):
+                    return exit_status(child.wait())
+                if proxy.failed:
+                    _stop_child(child, signal.SIGTERM)
+                    proxy.wait_ready()  # raises its ProxyError
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    return exit_status(child.wait(0.05))
             except KeyboardInterrupt:
                 continue
 
@@ -388,8 +399,12 @@ class Session:
 
 @contextlib.contextmanager
 def session(bindings, vault, *, connections, deny_unmatched, allow_hosts, ui, parent_env,
-            stop: StopRequest) -> Iterator[Session]:
-    """Start the proxy (and its UI); stop it and remove the run's files at the end."""
+            stop: StopRequest, early: bool = False) -> Iterator[Session]:
+    """Start the proxy (and its UI); stop it and remove the run's files at the end.
+
+    `early`: yield as soon as the proxy listens, while it still imports
+    mitmproxy (the caller watches `proxy.failed`).
+    """
     from authsome import hardening
     from authsome.proxy import Proxy, ProxyConfig
 
@@ -424,7 +439,7 @@ def session(bindings, vault, *, connections, deny_unmatched, allow_hosts, ui, pa
             log_file=files.log_file,
             ui=ui,
         ))
-        port = proxy.start()
+        port = proxy.start(wait=not early)
         stop.check()
         yield Session(proxy, files, *run_variables(parent_env, bindings, vault, files, port, password))
     finally:
@@ -456,15 +471,21 @@ def run(argv: Sequence[str], bindings: Sequence[Binding], vault: Vault, *, conne
     parent_env = dict(os.environ if parent_env is None else parent_env)
     stop = StopRequest()
     with _signals(stop.note, STOPPING):
+        # Without a UI the command starts while mitmproxy is still being imported (its
+        # connections wait in the listening socket's queue); a UI is up before it starts.
         with session(bindings, vault, connections=connections, deny_unmatched=deny_unmatched,
-                     allow_hosts=tuple(allow_hosts), ui=ui, parent_env=parent_env, stop=stop) as s:
+                     allow_hosts=tuple(allow_hosts), ui=ui, parent_env=parent_env, stop=stop,
+                     early=ui is None) as s:
             env = with_run_variables(parent_env, s.values, s.removed)
             if on_ready is not None:
                 on_ready(s.proxy)
             if ui == "console":
                 return _beside_console(argv, env, s, stop, say or (lambda text: None))
-            status = spawn(argv, env, stop)
-            if not s.proxy.alive:
+            status = spawn(argv, env, stop, proxy=s.proxy)
+            if s.proxy.failed:
+                log.warning("the proxy stopped with an error while the command ran (%s); requests after that failed",
+                            s.proxy.reason)
+            elif s.proxy.settled and not s.proxy.alive:
                 log.warning("the proxy stopped while the command ran; requests after that failed")
             return status
 
@@ -517,9 +538,13 @@ def _beside_console(argv, env, s: Session, stop: StopRequest, say) -> int:
 
 def _stop_group(child: subprocess.Popen, signum: int) -> None:
     """Signal the command and its own process group; SIGKILL after GRACE seconds."""
+    _stop_child(child, signum, group=True)
+
+
+def _stop_child(child: subprocess.Popen, signum: int, *, group: bool = False) -> None:
     for sig, wait in ((signum, GRACE), (signal.SIGKILL, None)):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, sig)
+            os.killpg(child.pid, sig) if group else child.send_signal(sig)
         try:
             child.wait(wait)
             return

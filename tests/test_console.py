@@ -222,7 +222,8 @@ def test_proxy_and_attach_inject_audit_and_free_the_port_on_ctrl_c(cli, home, ap
         out = done.communicate(timeout=30)[0]
         assert done.returncode == 0 and PLACEHOLDER in out and TOKEN not in out
         assert api.seen[-1]["headers"]["authorization"] == f"Bearer {TOKEN}"
-        assert re.search(r"200 +GET https://api.twitter.com/echo +injected x/default", cli(["log"]).out)
+        _wait(lambda: re.search(r"200 +GET https://api.twitter.com/echo +injected x/default", cli(["log"]).out),
+              "the audit record (written within a fraction of a second)")
 
         # A command still waiting when the proxy stops gets a connection error, not a hang.
         waiting = _attach(run_id[:6], "--", "sh", "-c", CURL.format(path="/hold"), stdout=subprocess.PIPE,

@@ -508,3 +508,64 @@ def test_no_proxy_keeps_only_entries_that_cannot_bypass_a_routed_host(entries, k
     result = _no_proxy({"NO_PROXY": entries}, bindings).split(",")
     assert all(k in result for k in kept) and not any(d in result for d in dropped)
     assert {"localhost", "127.0.0.1", "::1"} <= set(result)
+
+
+BROKEN_MITMPROXY = """\
+import sys
+
+class Broken:
+    def find_spec(self, name, path=None, target=None):
+        if name == "mitmproxy.master":
+            raise ImportError("a broken installation (test)")
+
+sys.meta_path.insert(0, Broken())
+"""
+
+
+def test_a_proxy_that_cannot_start_stops_the_command_and_says_why(home, x_connected, trusting_env, tmp_path):
+    # The command starts while mitmproxy is still imported; should that fail, the
+    # command is stopped (all its requests would fail) and authsome exits 7.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(BROKEN_MITMPROXY)
+    marker = tmp_path / "started"
+    started = time.monotonic()
+    r = run(["--", "sh", "-c", f"touch {marker}; sleep 60"], {**trusting_env, "PYTHONPATH": str(site)})
+    assert r.code == 7, r.err
+    assert "The proxy could not start: ImportError." in r.err
+    assert time.monotonic() - started < 30  # the command did not run its minute
+    assert _run_dirs(home) == []
+
+
+def test_audit_records_are_complete_when_the_command_is_killed(cli, api, x_connected, trusting_env):
+    r = run([*api.resolve("api.twitter.com"), "--", "sh", "-c",
+             "for i in 1 2 3; do curl -sS -o /dev/null https://api.twitter.com/2/users/me; done; kill -9 $$"],
+            trusting_env)
+    assert r.code == 128 + signal.SIGKILL
+    records = [json.loads(line) for line in cli(["log", "--json"]).out.splitlines()]
+    assert [x["path"] for x in records if x["event"] == "request"] == ["/2/users/me"] * 3
+
+
+def test_connections_to_the_pre_bound_socket_get_tcp_nodelay():
+    # The listening socket is made before mitmproxy (`Proxy.start`); asyncio sets TCP_NODELAY only
+    # on sockets that say they are TCP. Without it every answer waits ~40 ms for a delayed ACK.
+    import asyncio
+
+    from authsome.proxy import _listening_socket
+
+    async def check() -> int:
+        listener = _listening_socket()
+        seen = asyncio.get_running_loop().create_future()
+
+        async def accepted(reader, writer):
+            seen.set_result(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(accepted, sock=listener)
+        _, writer = await asyncio.open_connection("127.0.0.1", listener.getsockname()[1])
+        value = await asyncio.wait_for(seen, 10)
+        writer.close()
+        server.close()
+        return value
+
+    assert asyncio.run(check()) != 0

@@ -1,0 +1,3 @@
+module authsome/loadgen
+
+go 1.19
