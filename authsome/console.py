@@ -13,9 +13,10 @@ holds a credential. mitmproxy is imported lazily, on the proxy thread only.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
-from authsome.ui import hide_secret_options, strip_unsafe
+from authsome.ui import SECRET_OPTIONS, hide_secret_options, strip_unsafe
 
 
 def console_master(opts, still_running: Callable[[], str | None]):
@@ -83,6 +84,31 @@ def console_master(opts, still_running: Callable[[], str | None]):
             if ui is not None:
                 self.event_loop.call_soon_threadsafe(ui._sigwinch_handler, 28, None)
 
+        def suspend(self, timeout: float = 2.0) -> None:
+            """Ctrl-Z: give the terminal back as it was (returns once done); `resume` takes it again."""
+            ui, done = getattr(self, "ui", None), threading.Event()
+
+            def stop() -> None:
+                try:
+                    if ui is not None:
+                        ui.stop()
+                finally:
+                    done.set()
+
+            self.event_loop.call_soon_threadsafe(stop)
+            done.wait(timeout)
+
+        def resume(self) -> None:
+            ui = getattr(self, "ui", None)
+
+            def start() -> None:
+                if ui is not None:
+                    ui.start()
+                    self.loop.screen_size = None
+                    self.loop.draw_screen()
+
+            self.event_loop.call_soon_threadsafe(start)
+
         # -- authsome's own warnings go to the event log, not over the screen ----------
 
         def _authsome_logs_here(self) -> None:
@@ -104,8 +130,15 @@ def console_master(opts, still_running: Callable[[], str | None]):
         """Server replay is not available under authsome (it serves canned responses)."""
         return 0
 
+    def command_set(option_name: str) -> None:
+        """Prompt the user to set an option (an option holding credentials shows no value)."""
+        value = "" if option_name in SECRET_OPTIONS else getattr(m.options, option_name, None) or ""
+        partial = f"set {option_name} {value!r}" if value else f"set {option_name} "
+        signals.status_prompt_command.send(partial=partial, cursor=len(partial) - (1 if value else 0))
+
     m = Master(opts)
     hide_secret_options()  # after the console modules are imported: its options view too
     strip_unsafe(m)
     m.commands.add("replay.server.count", no_server_replay)  # the status bar asks for it at every redraw
+    m.commands.add("console.command.set", command_set)  # the stock one puts the value in the prompt
     return m

@@ -224,6 +224,14 @@ class Proxy:
         if self._console is not None and self.alive:
             self._console.resized()
 
+    def suspend(self) -> None:
+        if self._console is not None and self.alive:
+            self._console.suspend()
+
+    def resume(self) -> None:
+        if self._console is not None and self.alive:
+            self._console.resume()
+
     def stop(self, timeout: float = 5.0) -> None:
         if self._thread.is_alive() and not self._ready.is_set() and self._master is None:
             # Still importing mitmproxy: it will not serve. The thread is a daemon, and the

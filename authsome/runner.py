@@ -14,6 +14,7 @@ import errno
 import json
 import logging
 import os
+import re
 import resource
 import secrets
 import shutil
@@ -37,7 +38,7 @@ from authsome.envnames import (
 from authsome.bindings import Binding
 from authsome.certs import ca as run_ca
 from authsome.certs import trust
-from authsome.errors import CommandNotStarted, Terminated, UsageError
+from authsome.errors import CommandNotStarted, ExitCode, Terminated, UsageError
 from authsome.providers.routes import in_domain, normalize_host
 from authsome.vault import Vault
 
@@ -154,7 +155,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _no_proxy(parent_env: Mapping[str, str], bindings: Sequence[Binding]) -> str:
+def routed_domains(bindings: Sequence[Binding]) -> list[str]:
+    return sorted({r.domain for b in bindings for r in b.routes})
+
+
+def _no_proxy(parent_env: Mapping[str, str], domains: Sequence[str]) -> str:
     """The parent's NO_PROXY plus loopback, minus anything that would bypass a routed host."""
     entries: list[str] = []
     for raw in (parent_env.get("NO_PROXY", ""), parent_env.get("no_proxy", "")):
@@ -167,12 +172,8 @@ def _no_proxy(parent_env: Mapping[str, str], bindings: Sequence[Binding]) -> str
         if entry == "*":
             return True
         name = normalize_host(entry.split(":")[0].lstrip("*").lstrip("."))
-        for b in bindings:
-            for r in b.routes:
-                # NO_PROXY entries match the name itself and its subdomains.
-                if in_domain(r.domain, name) or in_domain(name, r.domain):
-                    return True
-        return False
+        # NO_PROXY entries match the name itself and its subdomains.
+        return any(in_domain(domain, name) or in_domain(name, domain) for domain in domains)
 
     kept = [e for e in entries if not bypasses_routed(e)]
     for host in LOOPBACK:
@@ -202,7 +203,7 @@ def run_variables(parent_env: Mapping[str, str], bindings: Sequence[Binding], va
     """What a run changes in its command's environment: (variables it sets, variables it removes)."""
     proxy_url = f"http://{PROXY_USER}:{quote(password, safe='')}@127.0.0.1:{port}"
     values = dict.fromkeys(PROXY_VARS, proxy_url)
-    values["NO_PROXY"] = values["no_proxy"] = _no_proxy(parent_env, bindings)
+    values["NO_PROXY"] = values["no_proxy"] = _no_proxy(parent_env, routed_domains(bindings))
     values.update(dict.fromkeys(COMBINED_BUNDLE_VARS, str(files.child_bundle)))
     values.update({name: str(files.child_bundle) for name in PARENT_ONLY_BUNDLE_VARS if parent_env.get(name)})
     values.update(dict.fromkeys(ADDITIVE_CA_VARS, str(files.node_bundle)))
@@ -274,10 +275,24 @@ def _handlers(handlers):
             signal.signal(s, old)
 
 
-def _console_signals(proxy, *, on_interrupt):
-    """The console runs off the main thread: window size changes and Ctrl-C reach it from here."""
+def _console_signals(proxy, *, on_interrupt, group: int | None = None):
+    """The console runs off the main thread: window size changes, Ctrl-C and Ctrl-Z reach it from here.
+
+    Ctrl-Z suspends the whole run as a shell job: the console gives the
+    terminal back, the command's process group (`group`) stops with it, and
+    both go on after `fg`.
+    """
+    def suspend(*_) -> None:
+        proxy.suspend()
+        if group is not None:
+            _signal_group(group, signal.SIGSTOP)
+        os.kill(os.getpid(), signal.SIGSTOP)  # returns after SIGCONT (fg / bg)
+        if group is not None:
+            _signal_group(group, signal.SIGCONT)
+        proxy.resume()
+
     return _handlers({signal.SIGINT: lambda *_: on_interrupt(), signal.SIGWINCH: lambda *_: proxy.resized(),
-                      signal.SIGCONT: lambda *_: proxy.resized()})
+                      signal.SIGTSTP: suspend})
 
 
 class StopRequest:
@@ -498,10 +513,11 @@ GRACE = 5.0  # seconds a stopped command gets between SIGTERM and SIGKILL
 
 
 def output_file(home: Path, run_id: str) -> Path:
-    """A new 0600 file for a command's output, kept after the run (the newest OUTPUTS_KEPT are)."""
+    """A new 0600 file for a command's output, kept after the run (the newest OUTPUTS_KEPT of ended runs are)."""
     directory = paths.ensure_dir(home / OUTPUT_DIR)
-    old = sorted(directory.glob("*.log"), key=lambda p: p.stat().st_mtime)
-    for stale in old[:max(0, len(old) - OUTPUTS_KEPT + 1)]:
+    ended = [p for p in directory.glob("*.log") if not (home / "runs" / p.stem).exists()]  # never a running one's
+    ended.sort(key=lambda p: p.stat().st_mtime)
+    for stale in ended[:max(0, len(ended) - OUTPUTS_KEPT + 1)]:
         stale.unlink(missing_ok=True)
     return _write(directory / f"{run_id}.log", "")
 
@@ -509,15 +525,16 @@ def output_file(home: Path, run_id: str) -> Path:
 def _beside_console(argv, env, s: Session, stop: StopRequest, say) -> int:
     proxy = s.proxy
     output = output_file(s.files.directory.parent.parent, s.run_id)
-    with open(output, "ab") as sink:
-        # A session of its own: no controlling terminal to fight the console over, and
-        # the terminal's Ctrl-C reaches authsome (which asks), not the command.
-        child = start(argv, env, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
-                      start_new_session=True)
-    proxy.running_command = f"The command (pid {child.pid})"
+    child = None
     status = None
     try:
-        with _console_signals(proxy, on_interrupt=proxy.ask_to_quit):
+        with open(output, "ab") as sink:
+            # A session of its own: no controlling terminal to fight the console over, and
+            # the terminal's Ctrl-C reaches authsome (which asks), not the command.
+            child = start(argv, env, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                          start_new_session=True)
+        proxy.running_command = f"The command (pid {child.pid})"
+        with _console_signals(proxy, on_interrupt=proxy.ask_to_quit, group=child.pid):
             while proxy.alive and stop.signum is None:
                 if status is None and child.poll() is not None:
                     status = exit_status(child.returncode)
@@ -525,15 +542,45 @@ def _beside_console(argv, env, s: Session, stop: StopRequest, say) -> int:
                     proxy.say(f"authsome: the command exited with status {status}; its output is in {output}. "
                               "q quits.")
                 time.sleep(0.1)
+    except CommandNotStarted:
+        output.unlink(missing_ok=True)
+        raise
     finally:
-        if child.poll() is None:
-            _stop_group(child, stop.signum or signal.SIGTERM)
+        if child is not None:
+            # Ctrl-C while it stops means: now (SIGKILL), not "leave it running".
+            with _handlers({signal.SIGINT: lambda *_: _signal_group(child.pid, signal.SIGKILL)}):
+                if child.poll() is None:
+                    _stop_group(child, stop.signum or signal.SIGTERM)
+                _end_stragglers(child.pid)
     if status is None:
         status = exit_status(child.returncode)
         say(f"the command was stopped (status {status}); its output is in {output}")
     else:
         say(f"the command exited with status {status}; its output is in {output}")
     return status
+
+
+def _signal_group(pgid: int, signum: int) -> bool:
+    try:
+        os.killpg(pgid, signum)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def _end_stragglers(pgid: int) -> None:
+    """What the command left in its process group (background jobs): SIGTERM, SIGKILL after 2 s.
+
+    With no terminal, nothing else would ever tell them the run ended.
+    """
+    if not _signal_group(pgid, signal.SIGTERM):
+        return
+    deadline = time.monotonic() + 2
+    while _signal_group(pgid, 0):
+        if time.monotonic() > deadline:
+            _signal_group(pgid, signal.SIGKILL)
+            return
+        time.sleep(0.05)
 
 
 def _stop_group(child: subprocess.Popen, signum: int) -> None:
@@ -555,6 +602,7 @@ def _stop_child(child: subprocess.Popen, signum: int, *, group: bool = False) ->
 # -- a proxy without a command: `authsome proxy` and `authsome attach` ---------------------
 
 ATTACH_FILE = "attach.json"
+RUN_ID = re.compile(r"[0-9a-f]{16}")  # what `prepare_files` names a run's directory
 
 
 def serve(bindings: Sequence[Binding], vault: Vault, *, connections: list[str], deny_unmatched: bool = False,
@@ -564,14 +612,16 @@ def serve(bindings: Sequence[Binding], vault: Vault, *, connections: list[str], 
 
     The environment `run` would give its command is kept in a 0600 file in
     the run's directory, which `attach` reads: the proxy's password is never
-    printed or passed on a command line.
+    printed or passed on a command line. Exits 0 when stopped, 7 when the
+    proxy failed.
     """
     parent_env = dict(os.environ if parent_env is None else parent_env)
     stop = StopRequest()
     with _signals(stop.note, (signal.SIGINT, *STOPPING)):
         with session(bindings, vault, connections=connections, deny_unmatched=deny_unmatched,
                      allow_hosts=tuple(allow_hosts), ui=ui, parent_env=parent_env, stop=stop) as s:
-            _write(s.files.directory / ATTACH_FILE, json.dumps({"set": s.values, "remove": s.removed}))
+            saved = {"set": s.values, "remove": s.removed, "routed": routed_domains(bindings)}
+            _write(s.files.directory / ATTACH_FILE, json.dumps(saved))
             if on_ready is not None:
                 on_ready(s)
             watching = _console_signals(s.proxy, on_interrupt=lambda: stop.note(signal.SIGINT, None)) \
@@ -579,9 +629,12 @@ def serve(bindings: Sequence[Binding], vault: Vault, *, connections: list[str], 
             with watching:
                 while s.proxy.alive and stop.signum is None:
                     time.sleep(0.1)
+            if s.proxy.failed:
+                log.warning("the proxy stopped with an error: %s", s.proxy.reason)
+                return ExitCode.PROXY
             if not s.proxy.alive and stop.signum is None and ui != "console":
                 log.warning("the proxy stopped on its own; see `authsome doctor`")
-                return 1
+                return ExitCode.PROXY
     return 0
 
 
@@ -592,30 +645,42 @@ class LiveProxy:
 
 
 def live_proxies(home: Path) -> list[LiveProxy]:
-    """The proxies of this home, on this host, still running (`authsome proxy`)."""
+    """The proxies of this home, on this host, run by this user, still running (`authsome proxy`)."""
     found = []
     runs = home / "runs"
     for directory in sorted(runs.iterdir()) if runs.is_dir() else ():
+        if not RUN_ID.fullmatch(directory.name):
+            continue
         try:
             host, pid_text = (directory / OWNER_FILE).read_text().split()
             pid = int(pid_text)
         except (OSError, ValueError):
             continue
-        if host == socket.gethostname() and _alive(pid) and (directory / ATTACH_FILE).is_file():
+        if host == socket.gethostname() and _ours_and_alive(pid) and (directory / ATTACH_FILE).is_file():
             found.append(LiveProxy(directory.name, directory / ATTACH_FILE))
     return found
 
 
+def _ours_and_alive(pid: int) -> bool:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid == os.getuid() if Path("/proc/self").is_dir() else _alive(pid)
+    except OSError:
+        return False
+
+
 def find_proxy(home: Path, run_id: str | None) -> LiveProxy:
+    from authsome.errors import given
+
     proxies = live_proxies(home)
     if run_id is not None:
-        matching = [p for p in proxies if p.run_id.startswith(run_id)]
+        matching = [p for p in proxies if p.run_id.startswith(run_id)] if run_id else []
+        shown = f"'{run_id}'" if re.fullmatch(r"[0-9a-f]{1,16}", run_id) else given(run_id)
         if len(matching) == 1:
             return matching[0]
         if not matching:
-            raise UsageError(f"No running proxy {run_id!r} in this home.",
+            raise UsageError(f"No running proxy {shown} in this home.",
                              _running_list(proxies) or "start one with `authsome proxy`")
-        raise UsageError(f"{run_id!r} names more than one running proxy.", _running_list(proxies))
+        raise UsageError(f"{shown} names more than one running proxy.", _running_list(proxies))
     if len(proxies) == 1:
         return proxies[0]
     if not proxies:
@@ -628,15 +693,56 @@ def _running_list(proxies: Sequence[LiveProxy]) -> str:
             f"{proxies[0].run_id} -- CMD") if proxies else ""
 
 
-def attach(argv: Sequence[str], proxy: LiveProxy, env: Mapping[str, str] | None = None) -> None:
-    """Replace this process with `argv`, in the environment the proxy's `run` would give it."""
-    env = dict(os.environ if env is None else env)
+# What `run_variables` sets, besides the placeholders of provider exports.
+RUN_SET = {*PROXY_VARS, "NO_PROXY", "no_proxy", *COMBINED_BUNDLE_VARS, *PARENT_ONLY_BUNDLE_VARS, *ADDITIVE_CA_VARS,
+           "NODE_USE_ENV_PROXY", "AUTHSOME_CA_CERT", "AUTHSOME_RUN"}
+ALWAYS_REMOVED = ("AUTHSOME_MASTER_KEY", "AUTHSOME_BUNDLE", *ALL_PROXY_VARS)
+
+
+def _read_attach_file(proxy: LiveProxy) -> dict:
+    """The proxy's saved environment, if this user's proxy wrote it (0600, no symlink), else a UsageError."""
+    stale = UsageError(f"The proxy {proxy.run_id} stopped, or its attach file is unusable.",
+                       "start a proxy again with `authsome proxy`")
     try:
-        saved = json.loads(proxy.attach_file.read_text())
-        values, removed = dict(saved["set"]), list(saved["remove"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise UsageError(f"The proxy {proxy.run_id} stopped, or its attach file is unreadable.",
-                         "start a proxy again with `authsome proxy`") from None
+        fd = os.open(proxy.attach_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        raise stale from None
+    with os.fdopen(fd) as fh:
+        st = os.fstat(fh.fileno())
+        if st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise UsageError(f"The attach file of proxy {proxy.run_id} is not private to you; it is not used.",
+                             "stop that proxy; start one with `authsome proxy`")
+        try:
+            saved = json.load(fh)
+            values, removed, routed = dict(saved["set"]), list(saved["remove"]), list(saved["routed"])
+        except (ValueError, KeyError, TypeError):
+            raise stale from None
+    from authsome.envnames import reserved_problem
+
+    for name, value in values.items():
+        # Exports are checked by the provider schema the same way: never a process, loader, proxy or trust variable.
+        if not isinstance(value, str) or (name not in RUN_SET and reserved_problem(name)):
+            raise UsageError(f"The attach file of proxy {proxy.run_id} sets variables `run` never sets; it is not used.",
+                             "stop that proxy; start one with `authsome proxy`")
+    return {"set": values, "remove": [str(n) for n in removed], "routed": [str(d) for d in routed]}
+
+
+def attach(argv: Sequence[str], proxy: LiveProxy, env: Mapping[str, str] | None = None) -> None:
+    """Replace this process with `argv`, in the environment the proxy's `run` would give it.
+
+    What depends on this shell's own environment (NO_PROXY, the bundle
+    variables `run` replaces only when set) is computed from it, as `run`
+    would here; the rest is the proxy's.
+    """
+    env = dict(os.environ if env is None else env)
+    saved = _read_attach_file(proxy)
+    values, removed = saved["set"], [*saved["remove"], *ALWAYS_REMOVED]
+    values["NO_PROXY"] = values["no_proxy"] = _no_proxy(env, saved["routed"])
+    bundle = values.get(COMBINED_BUNDLE_VARS[0])
+    for name in PARENT_ONLY_BUNDLE_VARS:
+        values.pop(name, None)
+        if env.get(name) and bundle:
+            values[name] = bundle
     warn_exposed([n for n in removed if n in env] + [n for n in env if n.endswith(CLIENT_SECRET_SUFFIX)], env)
     child_env = with_run_variables(env, values, removed)
     try:

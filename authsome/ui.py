@@ -82,11 +82,21 @@ def _console_lists_no_secrets() -> None:
         return
     view.authsome_patched = True
 
+    def listed(names) -> list[str]:
+        return sorted(name for name in names if name not in SECRET_OPTIONS)
+
     class Walker(view.OptionListWalker):
         def __init__(self, master, help_widget) -> None:
             super().__init__(master, help_widget)
-            self.opts = [name for name in self.opts if name not in SECRET_OPTIONS]
+            self.opts = listed(self.opts)
             self.maxlen = max(len(name) for name in self.opts)
             self.set_focus(0)
+
+        def sig_mod(self, *args, **kwargs) -> None:
+            # The stock one lists every option again whenever any option changes.
+            self.opts = listed(self.master.options.keys())
+            self.maxlen = max(len(name) for name in self.opts)
+            self._modified()
+            self.set_focus(min(self.index, len(self.opts) - 1))
 
     view.OptionListWalker = Walker

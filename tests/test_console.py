@@ -82,7 +82,10 @@ def terminal(tmp_path):
 def _exported(t: Terminal, tmp_path, name: str) -> str:
     path = tmp_path / f"export-{name.replace(' ', '-')}"
     t.command(f"{name} {path}")
-    _wait(path.exists, f"`{name}` to write its file")
+    try:
+        _wait(path.exists, f"`{name}` to write its file", timeout=15)
+    except AssertionError:
+        raise AssertionError(f"`{name}` wrote no file; the screen:\n{t.screen()}") from None
     time.sleep(0.2)
     return path.read_text(errors="replace")
 
@@ -140,10 +143,18 @@ def test_the_console_never_shows_a_credential_in_flight_or_done(connected, api, 
             screen = t.wait_for(f"[{shown}/{shown}]")
     t.command("set view_filter ''")
 
-    t.keys("O")  # the options view: no proxy password, no proxyauth line
-    options = t.wait_for("Options")
-    assert "proxyauth" not in options
+    # The options view, after options changed (the filters above): no proxyauth line, on a screen
+    # tall enough to show every option.
+    t.resize(200, 220)
+    t.keys("O")
+    options = t.wait_for("view_filter")  # the last option: all of them are on the screen
+    assert "listen_host" in options and "proxyauth" not in options
     t.keys("q")
+    t.resize(200, 50)
+    t.command("console.command.set proxyauth")  # the stock one puts the value into the prompt
+    assert "set proxyauth" in t.wait_for("set proxyauth")
+    t.keys("Escape")
+    time.sleep(0.3)
     saved_options = _exported(t, tmp_path, "options.save")
     assert HIDDEN in saved_options and password not in saved_options
 
@@ -291,3 +302,68 @@ def test_proxy_with_the_console_shows_attached_requests(terminal, home, api, tru
     t.keys("C-c")  # nothing of its own runs: Ctrl-C stops the proxy
     assert t.status() == 0
     assert all(TOKEN not in capture for capture in t.captures)
+
+
+def test_the_run_ends_what_the_command_left_behind_and_ctrl_c_while_stopping_kills(terminal, home, tmp_path):
+    background = tmp_path / "background-pid"
+    stubborn = tmp_path / "stubborn-pid"
+    script = (f"sleep 301 & echo $! > {background}; "
+              f"sh -c 'trap \"\" TERM; echo $$ > {stubborn}; while :; do sleep 0.1; done' & wait")
+    t = terminal([*AUTHSOME, "run", "--ui", "console", "--", "sh", "-c", script], {"AUTHSOME_HOME": str(home)})
+    t.wait_for("Flows")
+    _wait(lambda: background.exists() and stubborn.exists() and stubborn.read_text().strip(), "the command to start")
+    pids = [int(background.read_text()), int(stubborn.read_text())]
+    t.keys("q")
+    t.wait_for("still runs. Quit and stop it")
+    t.keys("y")
+    time.sleep(0.5)
+    t.keys("C-c")  # during the grace a stopped command gets: now, not never
+    assert t.status() == 128 + signal.SIGTERM
+    for pid in pids:
+        _wait(lambda: not os.path.exists(f"/proc/{pid}"), f"process {pid} to end", timeout=10)
+
+
+def test_a_console_command_that_cannot_start_leaves_no_output_file(terminal, home):
+    t = terminal([*AUTHSOME, "run", "--ui", "console", "--", "/nonexistent/agent"], {"AUTHSOME_HOME": str(home)})
+    assert t.status() == 127
+    assert "Command not found: /nonexistent/agent" in t.stderr()
+    assert list((home / "output").glob("*.log")) == []
+
+
+def _planted_proxy(home, *, mode=0o600, owner=None, values=None) -> str:
+    run_id = "0123456789abcdef"
+    directory = home / "runs" / run_id
+    directory.mkdir(parents=True, mode=0o700)
+    (directory / "pid").write_text(f"{socket.gethostname()} {os.getpid()}")  # a live process of ours
+    attach = directory / "attach.json"
+    attach.write_text(json.dumps({"set": values or {"HTTPS_PROXY": "http://127.0.0.1:9"}, "remove": [], "routed": []}))
+    attach.chmod(mode)
+    if owner is not None:
+        os.chown(attach, owner, -1)
+    return run_id
+
+
+@pytest.mark.invariant
+@pytest.mark.parametrize("plant, why", [
+    (dict(mode=0o644), "not private to you"),
+    (dict(owner=65534), "not private to you"),
+    (dict(values={"LD_PRELOAD": "/tmp/evil.so"}), "sets variables `run` never sets"),
+])
+def test_attach_refuses_an_attach_file_it_cannot_trust(cli, home, plant, why):
+    cli(["list"])  # a home of ours
+    if plant.get("owner") is not None and os.getuid() != 0:
+        plant["owner"] = None
+        plant["mode"] = 0o640  # as another user cannot be made without root: the other refusal
+    run_id = _planted_proxy(home, **plant)
+    r = cli(["attach", run_id, "--", "env"])
+    assert r.code == 2 and why in r.err
+    assert "evil" not in r.out
+
+
+def test_attach_never_passes_authsomes_own_secrets(cli, home, tmp_path):
+    cli(["list"])
+    run_id = _planted_proxy(home, values={"HTTPS_PROXY": "http://127.0.0.1:9", "X_ACCESS_TOKEN": PLACEHOLDER})
+    r = cli(["attach", run_id, "--", "env"], env={"AUTHSOME_MASTER_KEY": "not-for-the-agent", "ALL_PROXY": "x"})
+    assert r.code == 0
+    assert "not-for-the-agent" not in r.out and "ALL_PROXY" not in r.out
+    assert f"X_ACCESS_TOKEN={PLACEHOLDER}" in r.out

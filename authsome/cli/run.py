@@ -81,6 +81,7 @@ PROXY_EPILOG = """examples:
 The environment for attached commands (the proxy's URL with its password, the CA
 bundles, the placeholders) is kept in a 0600 file in the run's directory under
 $AUTHSOME_HOME, removed when the proxy stops; nothing secret is printed.
+Exits 0 when stopped (Ctrl-C, SIGTERM, quitting the console), 7 when the proxy failed.
 """
 
 ATTACH_EPILOG = """examples:
@@ -191,7 +192,8 @@ def cmd_proxy(args) -> int:
 
     status = runner.serve(active, vault(), connections=[f"{k}={v}" for k, v in selection.items()],
                           deny_unmatched=args.deny_unmatched, allow_hosts=allowed, ui=args.ui, on_ready=announce)
-    render.note("authsome: proxy stopped")
+    if status == 0:
+        render.note("authsome: proxy stopped")
     return status
 
 
@@ -201,7 +203,8 @@ def cmd_attach(args) -> int:
 
     words = list(args.words)
     if "--" not in words:
-        raise UsageError("No command to attach.", "put it after --, for example: authsome attach -- python my_agent.py")
+        raise UsageError("`authsome attach` needs -- before the command.",
+                         "for example: authsome attach -- python my_agent.py (or authsome attach RUN -- CMD)")
     split = words.index("--")
     before, command = words[:split], words[split + 1:]
     if len(before) > 1 or (before and before[0].startswith("-")):
@@ -209,5 +212,6 @@ def cmd_attach(args) -> int:
     if not command:
         raise UsageError("No command to attach.", "put it after --, for example: authsome attach -- python my_agent.py")
     _authsome_logs_to_stderr()
-    runner.attach(command, runner.find_proxy(paths.home(), before[0] if before else None))
+    home = paths.ensure_home()  # refuses a home others can write, as every command that trusts its files does
+    runner.attach(command, runner.find_proxy(home, before[0] if before else None))
     return 0  # not reached: attach replaces this process with the command

@@ -30,6 +30,7 @@ class Terminal:
         self.stderr_file = workdir / "stderr"
         self.captures: list[str] = []
         self._tmux("new-session", "-d", "-x", str(width), "-y", str(height), "sh", str(script))
+        self._tmux("set-option", "-s", "escape-time", "0")  # else Escape and the next key arrive as one Alt key
 
     def _tmux(self, *args: str) -> str:
         return subprocess.run(["tmux", "-L", self.socket, *args], check=True, capture_output=True, text=True,
@@ -37,6 +38,10 @@ class Terminal:
 
     def keys(self, *keys: str, literal: bool = False) -> None:
         self._tmux("send-keys", *(["-l"] if literal else []), *keys)
+
+    def resize(self, width: int, height: int) -> None:
+        self._tmux("resize-window", "-x", str(width), "-y", str(height))
+        time.sleep(0.3)
 
     def command(self, text: str) -> None:
         """Type a mitmproxy console command (`:` prompt) and run it."""
