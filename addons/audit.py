@@ -70,9 +70,6 @@ class Audit:
         elif meta.get("tunnel"):
             self._write({"event": "tunnel", "host": meta["host"], "port": meta["port"]})
 
-    def requestheaders(self, flow: http.HTTPFlow) -> None:
-        flow.metadata.setdefault(META, {})["started"] = time.monotonic()
-
     def response(self, flow: http.HTTPFlow) -> None:
         if not flow.is_replay:
             self._write(self._record(flow, "request"))
@@ -86,7 +83,7 @@ class Audit:
     def _record(self, flow: http.HTTPFlow, event: str) -> dict:
         meta = flow.metadata.get(META) or {}
         req = flow.request
-        started = meta.get("started")
+        started = req.timestamp_start  # mitmproxy's own: when the request's first byte arrived
         # Inside a tunnel, the CONNECT target is where the request went; the Host
         # header is the child's word, recorded apart when it names something else.
         host, port = meta.get("target") or (req.host, req.port)
@@ -106,7 +103,7 @@ class Audit:
             "refreshed": bool(meta.get("refreshed")),
             "retried": bool(meta.get("retried")),
             "problem": meta.get("inject_error") or meta.get("refresh_error"),
-            "ms": round((time.monotonic() - started) * 1000) if started else None,
+            "ms": round((time.time() - started) * 1000) if started else None,
         }
 
 

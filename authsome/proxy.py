@@ -135,7 +135,9 @@ class Proxy:
         m.addons.add(*stock)
         # Guard after proxyauth, whose validator it replaces; UpstreamProxyAuth after Route,
         # whose marks it reads.
-        m.addons.add(Guard(), Route(), UpstreamProxyAuth(), Inject(), Scrub(), Refresh(), Audit(), Ready())
+        # Each addon with a request hook costs every request something: UpstreamProxyAuth only when chained.
+        chained = [UpstreamProxyAuth()] if cfg.upstream_proxy else []
+        m.addons.add(Guard(), Route(), *chained, Inject(), Scrub(), Refresh(), Audit(), Ready())
         settings = {
             "proxyauth": f"{cfg.proxy_user}:{cfg.proxy_password}",
             "connection_strategy": "eager",
