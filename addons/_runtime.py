@@ -95,6 +95,9 @@ class Runtime:
         meta = flow.metadata.setdefault(META, {})
         target = target_of(flow)
         written = [self.written.setdefault(f, set()) for f in {flow, record_into} - {None}]
+        # Weakly: `_wire` keeps `rewrite` for as long as the request lives, and a strong reference
+        # back to the flow from there would keep every flow of the run alive.
+        flow_ref = weakref.ref(flow)
 
         def rewrite(server, request):
             problem = departure_problem(server, request, target, binding) if target else "it is in no CONNECT tunnel"
@@ -104,9 +107,9 @@ class Runtime:
                 return request
             outgoing = _wire.head_copy(request)
             meta["injected"] = injection.apply(outgoing, binding.provider, conn)
-            if meta["injected"]:  # what a viewer shows: which connection, which slots; never the value
-                flow.marked = INJECTED_MARK
-                flow.comment = f"authsome: {binding.key} injected ({', '.join(meta['injected'])})"
+            if meta["injected"] and (shown := flow_ref()) is not None:  # for viewers: connection, slots, never a value
+                shown.marked = INJECTED_MARK
+                shown.comment = f"authsome: {binding.key} injected ({', '.join(meta['injected'])})"
             meta["record_version"] = conn.version  # lets a 401 retry tell whether it was refreshed since
             sent = self._current_values(binding, conn)
             for values in written:  # the re-send's response and the original's are both scrubbed of it

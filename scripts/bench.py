@@ -311,8 +311,10 @@ def _bench(args, work: Path, procs: list) -> int:
                 "from authsome.auth.input_provider import MockInputProvider\n"
                 f"AuthsomeContext.create().auth.login_with_result(provider='openai', connection_name='default', "
                 f"input_provider=MockInputProvider({{'api_key': {KEY!r}}}))\n")
-        subprocess.run([str(reference / "bin" / "python"), "-c", seed], env=ref_env, check=True,
-                       capture_output=True)
+        seeded = subprocess.run([str(reference / "bin" / "python"), "-c", seed], env=ref_env, capture_output=True,
+                                text=True, cwd=work)  # not this checkout's `authsome` package
+        if seeded.returncode != 0:
+            raise SystemExit(f"bench: could not store the reference's key:\n{seeded.stderr[-2000:]}")
         ref = [str(reference / "bin" / "authsome")]
         results["reference"] = under([*ref, "run", "--"], "reference", ROUTED, "authsome-proxy-managed", ref_env)
         ref_commands = {**commands, "one run -- curl request": ["run", "--", *commands["one run -- curl request"][4:]]}

@@ -158,3 +158,21 @@ def _drain(generator):
             next(generator)
     except StopIteration as stop:
         return stop.value
+
+
+async def test_a_finished_flow_is_freed(x_home):
+    # The rewrite registered for a request must not keep its flow alive (the registry is weak
+    # on the request; a value that refers back to it would hold every flow of a run forever).
+    import gc
+    import weakref
+
+    route, inject = Route(), Inject()
+    with taddons.context(route, inject) as tctx:
+        tctx.configure(route, authsome_home=str(x_home))
+        flow = await _through_request_hooks(route, inject)
+        assert _sent(flow).headers["Authorization"].startswith("Bearer ")
+        assert flow.marked  # injected flows are marked for the UIs
+        gone = weakref.ref(flow)
+        del flow
+        gc.collect()
+        assert gone() is None
