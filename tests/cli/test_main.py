@@ -93,3 +93,10 @@ def test_a_secret_pasted_as_an_argument_is_not_echoed(cli):
     assert r.code == 2
     assert secret not in r.both
     assert "not shown" in r.err
+
+
+def test_the_bundle_variable_the_cli_checks_first_is_the_bundles():
+    from authsome import bundle
+    from authsome.cli import BUNDLE_ENV
+
+    assert BUNDLE_ENV == bundle.ENV
