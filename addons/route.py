@@ -102,9 +102,8 @@ class Route:
         host, port = flow.request.host, flow.request.port
         binding = self._binding(host, port)
         if binding is None and self._denied(host):
-            _refuse(flow, 403, f"{_printable(host)} is not routed to any provider, and --deny-unmatched refuses other hosts "
-                               "(--allow-host HOST lets one through)")
-            flow.metadata[META] = {"denied": True, "host": host, "port": port}
+            flow.metadata[META] = {}
+            _deny(flow, host, port)
             return
         if binding is not None:
             # One spelling from here on (case, trailing dot), and the upstream TLS
@@ -171,9 +170,7 @@ class Route:
         request = flow.request
         flow.metadata[META] = {"direct": True}
         if self._binding(request.host, request.port) is None and self._denied(request.host):
-            flow.metadata[META].update(denied=True, host=request.host, port=request.port)
-            _refuse(flow, 403, f"{_printable(request.host)} is not routed to any provider, and --deny-unmatched refuses "
-                               "other hosts (--allow-host HOST lets one through)")
+            _deny(flow, request.host, request.port)
 
     def _denied(self, host: str) -> bool:
         return ctx.options.authsome_deny_unmatched and not host_allowed(host, self.allowed)
@@ -183,6 +180,13 @@ class Route:
         tee = flow.request.stream
         if isinstance(tee, BodyTee) and tee.complete:
             flow.request.data.content = bytes(tee.kept)
+
+
+def _deny(flow: http.HTTPFlow, host: str, port: int) -> None:
+    """--deny-unmatched: 403 for a host no provider routes (recorded as denied for the audit)."""
+    flow.metadata[META].update(denied=True, host=host, port=port)
+    _refuse(flow, 403, f"{_printable(host)} is not routed to any provider, and --deny-unmatched refuses other hosts "
+                       "(--allow-host HOST lets one through)")
 
 
 def _no_transfer_codings(request: http.Request) -> None:

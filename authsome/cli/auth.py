@@ -7,7 +7,17 @@ import os
 import sys
 
 from authsome import render
-from authsome.cli.common import add_connection, add_json, can_ask, connection_of, registry, seconds, vault
+from authsome.cli.common import (
+    add_connection,
+    add_json,
+    ask_yes,
+    can_ask,
+    connection_of,
+    in_ci,
+    registry,
+    seconds,
+    vault,
+)
 from authsome.errors import DefinitionUnconfirmed, LoginError, NeedsInteraction, UsageError
 
 FLOWS = ("pkce", "device_code", "dcr_pkce", "api_key")
@@ -149,8 +159,7 @@ def _confirm_replace(provider, existing) -> None:
     detail = ", ".join(x for x in (existing.account and f"account {existing.account}",
                                    existing.scopes and f"scopes {' '.join(existing.scopes)}") if x)
     if can_ask():
-        answer = input(f"{what}{f' ({detail})' if detail else ''}. Replace it? [y/N] ").strip().lower()
-        if answer in ("y", "yes"):
+        if ask_yes(f"{what}{f' ({detail})' if detail else ''}. Replace it?"):
             return
         raise UsageError("Not replaced; the connection is unchanged.", "use --connection NAME to add another account")
     raise UsageError(f"{what}.", "add --force to replace it, or --connection NAME for another account")
@@ -164,7 +173,7 @@ def _requested_scopes(provider, args) -> tuple[str, ...]:
 
 def _headless() -> str | None:
     """Why nobody can complete an interactive login here, or None."""
-    if os.environ.get("CI", "").lower() in ("true", "1"):
+    if in_ci():
         return "CI=true"
     if not sys.stdin.isatty():
         return "no terminal"
@@ -303,7 +312,7 @@ def cmd_revoke(args) -> int:
         if not can_ask():
             raise UsageError(f"`revoke` deletes {what}; it asks first, and nobody can answer here.",
                              f"add --yes: authsome revoke {name} --yes")
-        if input(f"Delete {what}? [y/N] ").strip().lower() not in ("y", "yes"):
+        if not ask_yes(f"Delete {what}?"):
             raise UsageError("Nothing was deleted.", f"`authsome logout {name} --connection NAME` removes one connection")
     removed, client, warnings = revoke_all(v, provider, name)
     for w in warnings:

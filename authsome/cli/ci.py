@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from authsome import render
-from authsome.cli.common import registry, vault
+from authsome.cli.common import refuse_inside_run, registry, vault
 from authsome.errors import UsageError
 
 EPILOG = """\
@@ -85,8 +84,7 @@ def _selection(items: list[str], access_token_only: bool):
 def cmd_export(args) -> int:
     from authsome import bundle
 
-    if os.environ.get("AUTHSOME_RUN") == "1":
-        raise UsageError("`authsome ci export` is refused inside `authsome run`.", "run it in your own shell")
+    refuse_inside_run("`authsome ci export`")
     selection = _selection(args.connections, args.access_token_only)
     with bundle.exported(vault(), registry(), selection, access_token_only=args.access_token_only) as (text, key, handed):
         if args.format == "github":

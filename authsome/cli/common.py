@@ -68,11 +68,35 @@ def seconds(text: str) -> float:
     return value
 
 
+def in_ci() -> bool:
+    """CI=true (or 1): nobody will answer, so nothing waits for an answer."""
+    import os
+
+    return os.environ.get("CI", "").lower() in ("true", "1")
+
+
 def can_ask() -> bool:
     """A person can answer a question here: a terminal on both ends, and not CI (CI=true never waits)."""
-    import os
     import sys
 
-    if os.environ.get("CI", "").lower() in ("true", "1"):
-        return False
-    return sys.stdin.isatty() and sys.stderr.isatty()
+    return not in_ci() and sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def ask_yes(question: str) -> bool:
+    """Ask `question` on the terminal ([y/N] is added); only y or yes is a yes."""
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def inside_run() -> bool:
+    """Under `authsome run` (or `attach`), which sets AUTHSOME_RUN=1: a speed bump for agents, not a boundary."""
+    import os
+
+    return os.environ.get("AUTHSOME_RUN") == "1"
+
+
+def refuse_inside_run(what: str, why: str | None = None, hint: str = "run it in your own shell") -> None:
+    """`what` is refused inside `authsome run` (`why`: the reason, after a colon)."""
+    if inside_run():
+        from authsome.errors import UsageError
+
+        raise UsageError(f"{what} is refused inside `authsome run`{f': {why}' if why else ''}.", hint)

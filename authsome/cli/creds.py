@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 
 from authsome import render
-from authsome.cli.common import add_connection, add_json, connection_of, registry, vault
+from authsome.cli.common import add_connection, add_json, connection_of, refuse_inside_run, registry, vault
 from authsome.errors import CredentialError, ExitCode, UsageError, given
 
 SECRET_FIELDS = ("access_token", "refresh_token", "id_token", "api_key")
@@ -58,10 +57,7 @@ def _iso(ts: float | None) -> str | None:
 
 
 def _refuse_inside_run(what: str) -> None:
-    """A speed bump for agents under `authsome run` (which sets AUTHSOME_RUN=1), not a boundary."""
-    if os.environ.get("AUTHSOME_RUN") == "1":
-        raise UsageError(f"{what} is refused inside `authsome run`: the command there works with placeholders.",
-                         "run it in your own shell, outside `authsome run`")
+    refuse_inside_run(what, "the command there works with placeholders", "run it in your own shell, outside `authsome run`")
 
 
 def cmd_get(args) -> int:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from authsome import render
-from authsome.cli.common import add_json, can_ask, registry, vault
+from authsome.cli.common import add_json, ask_yes, can_ask, inside_run, refuse_inside_run, registry, vault
 from authsome.errors import UsageError
 
 
@@ -157,8 +157,8 @@ def cmd_register(args) -> int:
     provider, overrides = registry().register(data, origin, force=args.force)
     overlapping = registry().overlapping(provider)
     changed = trust.describe(vault(), provider)
-    inside_run = os.environ.get("AUTHSOME_RUN") == "1"
-    if not inside_run:  # registering is confirming, for the credentials logins will store
+    under_run = inside_run()
+    if not under_run:  # registering is confirming, for the credentials logins will store
         trust.confirm_definition(vault(), provider)
     if args.json:
         render.as_json({"name": provider.name, "path": provider.path, "overrides_bundled": overrides,
@@ -170,7 +170,7 @@ def cmd_register(args) -> int:
     for route, other in overlapping:
         render.note(f"warning: {route} is also routed by '{other}'; in a run where both are connected, "
                     f"choose with --connection")
-    if inside_run and not args.json:
+    if under_run and not args.json:
         render.note(f"note: registered inside `authsome run`, so not confirmed: `authsome trust {provider.name}` "
                     "on a terminal confirms it")
     if changed and not args.json:
@@ -188,8 +188,7 @@ def _ask_trust(provider, changes) -> bool:
     if not can_ask():
         render.note(f"They are not used with it until someone confirms on a terminal: `authsome trust {provider.name}`.")
         return False
-    answer = input(f"Use this definition for the credentials of '{provider.name}'? [y/N] ").strip().lower()
-    if answer not in ("y", "yes"):
+    if not ask_yes(f"Use this definition for the credentials of '{provider.name}'?"):
         render.note("Not confirmed; the stored credentials stay unused with this definition.")
         return False
     render.note(f"confirmed for {', '.join(trust.confirm(vault(), provider))}")
@@ -200,14 +199,14 @@ def ask_first_use(provider) -> bool:
     """A custom definition nobody confirmed: show where it sends credentials; on a terminal, ask."""
     from authsome.providers import trust
 
-    if os.environ.get("AUTHSOME_RUN") == "1" or not can_ask():
+    if inside_run() or not can_ask():
         return False
     render.note(f"'{provider.name}' comes from {provider.path}, which nobody confirmed. It sends credentials to:")
     for field, value in trust.destinations(provider):
         render.note(f"  {field}: {value}")
     for field, old, new in trust.differences(provider):
         render.note(f"  (the bundled definition has {field}: {json.dumps(old)}; this one {json.dumps(new)})")
-    if input(f"Use this definition for '{provider.name}'? [y/N] ").strip().lower() not in ("y", "yes"):
+    if not ask_yes(f"Use this definition for '{provider.name}'?"):
         return False
     trust.confirm(vault(), provider)
     return True
@@ -217,9 +216,8 @@ def cmd_trust(args) -> int:
     from authsome.providers import trust
 
     provider = registry().get(args.provider)
-    if os.environ.get("AUTHSOME_RUN") == "1":
-        raise UsageError("`authsome trust` is refused inside `authsome run`: the command there must not confirm "
-                         "where credentials go.", f"run `authsome trust {provider.name}` in your own terminal")
+    refuse_inside_run("`authsome trust`", "the command there must not confirm where credentials go",
+                      f"run `authsome trust {provider.name}` in your own terminal")
     changed = trust.describe(vault(), provider)
     if not changed and not trust.is_confirmed(vault(), provider):
         if ask_first_use(provider):

@@ -86,12 +86,7 @@ def _records(vault: Vault, name: str, connections: list[str] | None):
 
 def _reference(provider: Provider, record) -> dict[str, Any] | None:
     """What the record's credentials were confirmed for: its snapshot, else the bundled definition."""
-    if record.definition is not None:
-        return record.definition
-    from authsome.providers.registry import Registry
-
-    registry = Registry()
-    return snapshot(registry.get_bundled(provider.name)) if registry.is_bundled(provider.name) else None
+    return record.definition if record.definition is not None else _bundled_snapshot(provider.name)
 
 
 def pending(vault: Vault, provider: Provider, connections: list[str] | None = None) -> list[tuple[str, list[str]]]:

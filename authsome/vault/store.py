@@ -125,6 +125,12 @@ class Vault:
         check_connection_name(name)
         return self.root / provider / f"{CONN_PREFIX}{name}{SUFFIX}"
 
+    def default_path(self, provider: str) -> Path:
+        return self.root / check_provider_name(provider) / DEFAULT_FILE
+
+    def definition_path(self, provider: str) -> Path:
+        return self.root / check_provider_name(provider) / DEFINITION_FILE
+
     def client_path(self, provider: str) -> Path:
         return self.root / check_provider_name(provider) / CLIENT_FILE
 
@@ -214,14 +220,14 @@ class Vault:
     def default_connection(self, provider: str) -> str:
         """The connection commands use when none is named: the one set with `authsome default`, else "default"."""
         try:
-            name = (self.root / check_provider_name(provider) / DEFAULT_FILE).read_text().strip()
+            name = self.default_path(provider).read_text().strip()
         except OSError:
             return DEFAULT_NAME
         return name if CONNECTION_NAME.match(name) and name in self.connection_names(provider) else DEFAULT_NAME
 
     def set_default_connection(self, provider: str, name: str) -> None:
         check_connection_name(name)
-        path = self.root / check_provider_name(provider) / DEFAULT_FILE
+        path = self.default_path(provider)
         if name == DEFAULT_NAME:
             path.unlink(missing_ok=True)
             return
@@ -250,17 +256,17 @@ class Vault:
     # -- the confirmed definition ---------------------------------------------
 
     def get_confirmed_definition(self, provider: str) -> dict | None:
-        path = self.root / check_provider_name(provider) / DEFINITION_FILE
+        path = self.definition_path(provider)
         data = self._read(path, _definition_id(provider))
         return data.get("definition") if data is not None else None
 
     def put_confirmed_definition(self, provider: str, definition: dict) -> None:
-        path = self.root / check_provider_name(provider) / DEFINITION_FILE
+        path = self.definition_path(provider)
         with paths.file_lock(self._lock_path(path)):
             self._write(path, _definition_id(provider), {"definition": definition, "confirmed_at": time.time()})
 
     def delete_confirmed_definition(self, provider: str) -> None:
-        (self.root / check_provider_name(provider) / DEFINITION_FILE).unlink(missing_ok=True)
+        self.definition_path(provider).unlink(missing_ok=True)
 
     # -- client credentials --------------------------------------------------
 
