@@ -17,12 +17,15 @@ tightens it:
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hmac
 import resource
 import sys
+import typing
 import weakref
 
-from mitmproxy import connection, ctx, http
+from mitmproxy import connection, ctx, exceptions, http
 
 from authsome.addons._runtime import log
 
@@ -61,10 +64,12 @@ class Guard:
             hide_secret_options()
 
     def configure(self, updated) -> None:
+        auth = ctx.master.addons.get("proxyauth")
+        if "proxyauth" not in updated or auth is None:
+            return  # authsome's lean master checks with ProxyPassword below instead
         from mitmproxy.addons import proxyauth
 
-        auth = ctx.master.addons.get("proxyauth")
-        if "proxyauth" not in updated or not isinstance(getattr(auth, "validator", None), proxyauth.SingleUser):
+        if not isinstance(getattr(auth, "validator", None), proxyauth.SingleUser):
             return
         user, password = auth.validator.username.encode(), auth.validator.password.encode()
 
@@ -93,6 +98,60 @@ class Guard:
             self.authenticated.add(flow.client_conn)
 
     http_connect = requestheaders = _note
+
+
+class ProxyPassword:
+    """407 unless the request carries this run's proxy credentials, compared in constant time.
+
+    What stock `proxyauth` does for a single `user:password` (its option,
+    its hooks), for authsome's lean master: without ldap3 (~45 ms at every
+    start), and one addon fewer on every request. The credentials are
+    removed from the request and never put into the flow. A stock
+    `mitmproxy -s addons/guard.py` keeps stock `proxyauth`, tightened by Guard.
+    """
+
+    def __init__(self) -> None:
+        self.expected: tuple[bytes, bytes] | None = None
+        self.authenticated: weakref.WeakSet[connection.Client] = weakref.WeakSet()
+
+    def load(self, loader) -> None:
+        if "proxyauth" not in loader.master.options:
+            loader.add_option("proxyauth", typing.Optional[str], None, "require these proxy credentials: user:password")
+
+    def configure(self, updated) -> None:
+        if "proxyauth" in updated:
+            value = ctx.options.proxyauth
+            if value and ":" not in value:
+                raise exceptions.OptionsError("proxyauth must be user:password.")
+            user, _, password = (value or "").partition(":")
+            self.expected = (user.encode(), password.encode()) if value else None
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        if self.expected is not None and self._check(flow):
+            self.authenticated.add(flow.client_conn)
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if self.expected is None or flow.client_conn in self.authenticated or flow.is_replay:
+            return
+        self._check(flow)  # a request sent to the proxy itself (absolute-form)
+
+    def _check(self, flow: http.HTTPFlow) -> bool:
+        given = flow.request.headers.get("Proxy-Authorization", "")
+        scheme, _, encoded = given.partition(" ")
+        try:
+            user, _, password = base64.b64decode(encoded.strip(), validate=True).partition(b":")
+        except (binascii.Error, ValueError):
+            user = password = b""
+        ok_user = hmac.compare_digest(user, self.expected[0])
+        if hmac.compare_digest(password, self.expected[1]) & ok_user and scheme.lower() == "basic":
+            del flow.request.headers["Proxy-Authorization"]
+            flow.metadata["proxyauth"] = True  # for Guard (the idle timeout); never the credentials
+            return True
+        flow.response = http.Response.make(
+            407, b"<html><head><title>407 Proxy Authentication Required</title></head>"
+                 b"<body><h1>407 Proxy Authentication Required</h1></body></html>",
+            {"Proxy-Authenticate": 'Basic realm="authsome"', "Content-Type": "text/html"})
+        return False
 
 
 addons = [Guard()]

@@ -1,10 +1,11 @@
 """The in-process mitmproxy: a lean master on its own event loop in a background thread.
 
 Only the stock addons a regular proxy needs (proxyserver, next_layer,
-tlsconfig, proxyauth) and ours, in this order:
+tlsconfig) and ours, in this order:
 
-    proxyauth          407 for anything without this run's proxy credentials
-    Guard              constant-time password check; idle strangers are closed
+    ProxyPassword      407 for anything without this run's proxy credentials
+                       (constant time; stock proxyauth with Guard in the UIs)
+    Guard              idle strangers are closed
     Route              intercept routed CONNECT targets, tunnel the rest; refuse
                        requests whose names disagree; mark the rest
     UpstreamProxyAuth  a corporate proxy's credentials, to that proxy only
@@ -85,10 +86,10 @@ class Proxy:
         if self.config.ui is None:
             _lean_addons_package()
         from mitmproxy import master, options
-        from mitmproxy.addons import next_layer, proxyauth, proxyserver, tlsconfig
+        from mitmproxy.addons import next_layer, proxyserver, tlsconfig
 
         from authsome.addons.audit import Audit
-        from authsome.addons.guard import Guard
+        from authsome.addons.guard import Guard, ProxyPassword
         from authsome.addons.inject import Inject
         from authsome.addons.refresh import Refresh
         from authsome.addons.route import Route
@@ -120,7 +121,7 @@ class Proxy:
             stock = []
         else:
             m = master.Master(opts)
-            stock = [proxyserver.Proxyserver(), next_layer.NextLayer(), tlsconfig.TlsConfig(), proxyauth.ProxyAuth()]
+            stock = [proxyserver.Proxyserver(), next_layer.NextLayer(), tlsconfig.TlsConfig(), ProxyPassword()]
         self._master, self._loop = m, asyncio.get_running_loop()
         proxy = self
 
@@ -133,8 +134,8 @@ class Proxy:
                 proxy._ready.set()
 
         m.addons.add(*stock)
-        # Guard after proxyauth, whose validator it replaces; UpstreamProxyAuth after Route,
-        # whose marks it reads.
+        # Guard after the password check (it reads its mark; in the UIs it replaces stock proxyauth's
+        # validator); UpstreamProxyAuth after Route, whose marks it reads.
         # Each addon with a request hook costs every request something: UpstreamProxyAuth only when chained.
         chained = [UpstreamProxyAuth()] if cfg.upstream_proxy else []
         m.addons.add(Guard(), Route(), *chained, Inject(), Scrub(), Refresh(), Audit(), Ready())
