@@ -151,9 +151,23 @@ def _runtime(home: str, connections: tuple[str, ...]) -> Runtime:
     return Runtime(str(root), vault, bindings_mod.load(vault, registry, selection))
 
 
+_preloaded: dict[tuple[str, tuple[str, ...]], Runtime] = {}
+
+
+def preload(home: str, connections: Sequence[str], vault: Vault, bindings: Sequence[Binding]) -> None:
+    """Serve these bindings (checked by `authsome run` before the command started) for these options.
+
+    The command starts while the proxy is still being set up; bindings read
+    from disk after that would be read from files the command may have
+    changed (a provider definition, before `trust` confirms it).
+    """
+    _preloaded[(home, tuple(connections))] = Runtime(home, vault, list(bindings))
+
+
 def runtime(options) -> Runtime:
     home = options.authsome_home or os.environ.get("AUTHSOME_HOME", "")
-    return _runtime(home, tuple(options.authsome_connections))
+    key = (home, tuple(options.authsome_connections))
+    return _preloaded.get(key) or _runtime(*key)
 
 
 def target_of(flow) -> tuple[str, int] | None:

@@ -37,6 +37,7 @@ class Audit:
 
     def __init__(self) -> None:
         self.pending: list[dict] = []
+        self.closing = False  # after `done`: flows still ending (an error hook) are written at once
 
     def load(self, loader) -> None:
         declare(loader)
@@ -44,6 +45,9 @@ class Audit:
 
     def _write(self, record: dict) -> None:
         self.pending.append({"ts": _now(), "run": ctx.options.authsome_run_id or None, **record})
+        if self.closing:
+            self.flush()
+            return
         if len(self.pending) > 1:
             return  # a flush is already due
         try:
@@ -59,8 +63,11 @@ class Audit:
             audit.append_all(records, Path(runtime(ctx.options).home))
         except OSError as exc:
             log.warning("cannot write the audit log: %s", exc.strerror)
+        except Exception as exc:  # never lose the reason quietly
+            log.error("cannot write the audit log: %s", type(exc).__name__)
 
     def done(self) -> None:
+        self.closing = True
         self.flush()
 
     def http_connect(self, flow: http.HTTPFlow) -> None:

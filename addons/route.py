@@ -31,6 +31,7 @@ from mitmproxy.proxy.layers import modes
 
 from authsome import authority, injection
 from authsome.addons._runtime import META, declare, log, runtime
+from authsome.errors import AuthsomeError
 from authsome.providers.routes import RouteError, host_allowed, normalize_host, parse_allowed_host
 
 MAX_REPLAY_BODY = 4 << 20  # request bodies up to this size are kept for the re-send after a 401
@@ -54,6 +55,15 @@ class BodyTee:
 
 def _printable(host: str) -> str:
     return "".join(c if c.isalnum() or c in ".-:[]" else "?" for c in host)[:253]
+
+
+def _fail_closed(hook, flow: http.HTTPFlow) -> None:
+    try:
+        hook(flow)
+    except Exception as exc:
+        log.error("refused a request: routing failed (%s)", type(exc).__name__)
+        flow.metadata[META] = {"denied": True, "host": flow.request.host, "port": flow.request.port}
+        _refuse(flow, 502, "the proxy could not decide where this request may go; it was not sent")
 
 
 def _refuse(flow: http.HTTPFlow, status: int, text: str) -> None:
@@ -88,7 +98,10 @@ class Route:
 
             resolve.install(list(ctx.options.authsome_resolve))
         if {"authsome_home", "authsome_connections"} & updated:
-            rt = runtime(ctx.options)
+            try:
+                rt = runtime(ctx.options)
+            except AuthsomeError as exc:  # the proxy does not start without its routing table
+                raise exceptions.OptionsError(exc.message) from None
             log.info("routing %s", ", ".join(f"{b.key}: {' '.join(r.text for r in b.routes)}" for b in rt.bindings) or "nothing")
 
     def _binding(self, host: str, port: int, path: str | None = None):
@@ -96,7 +109,16 @@ class Route:
 
         return find(runtime(ctx.options).bindings, host, port, path)
 
+    # mitmproxy logs an addon's exception and lets the flow go on: here that would pass a
+    # request no routing decided on (past --deny-unmatched, unaudited). Refused instead.
+
     def http_connect(self, flow: http.HTTPFlow) -> None:
+        _fail_closed(self._http_connect, flow)
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        _fail_closed(self._requestheaders, flow)
+
+    def _http_connect(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:  # already answered (407 from proxyauth)
             return
         host, port = flow.request.host, flow.request.port
@@ -131,7 +153,7 @@ class Route:
         if target is not None and data.context.client.sni is None and self._binding(*target) is not None:
             data.context.client.sni = target[0]
 
-    def requestheaders(self, flow: http.HTTPFlow) -> None:
+    def _requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None or flow.is_replay:
             return  # answered already, or a re-send, which keeps the decision of the flow it copies
         target = self.targets.get(flow.client_conn)

@@ -199,33 +199,33 @@ class CredentialSource:
     vault: Vault
     provider: str
     connection: str
-    _stamp: tuple[int, int, int] | None = None
-    _record: Connection | None = None
+    _seen: tuple[tuple[int, int, int, int], Connection] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @functools.cached_property
     def path(self) -> Path:
         return self.vault.connection_path(self.provider, self.connection)
 
-    def _stat(self) -> tuple[int, int, int]:
+    def _stat(self) -> tuple[int, int, int, int]:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             raise NotConnected(self.provider, self.connection) from None
-        return st.st_mtime_ns, st.st_size, st.st_ino
+        # ctime too: nobody can set it, and inode numbers are reused by atomic replaces.
+        return st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino
 
     def unchanged(self) -> Connection | None:
         """The record read last, if its file has not changed since (one stat: cheap enough for an event loop)."""
         stamp = self._stat()
-        record = self._record
-        return record if record is not None and stamp == self._stamp else None
+        seen = self._seen  # (stamp, record), replaced whole by `current`: never one without the other
+        return seen[1] if seen is not None and seen[0] == stamp else None
 
     def current(self) -> Connection:
         stamp = self._stat()
         with self._lock:
-            if stamp != self._stamp or self._record is None:
+            if self._seen is None or self._seen[0] != stamp:
                 record = self.vault.get_connection(self.provider, self.connection)
                 if record is None:
                     raise NotConnected(self.provider, self.connection)
-                self._record, self._stamp = record, stamp
-            return self._record
+                self._seen = (stamp, record)
+            return self._seen[1]

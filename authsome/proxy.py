@@ -24,6 +24,7 @@ mitmproxy is imported here and in `addons/` only, so commands other than
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 import sys
@@ -53,6 +54,8 @@ class ProxyConfig:
     log_file: Path | None = None
     ui: str | None = None  # "web": mitmproxy's web UI on 127.0.0.1; "console": its console in this terminal
     extra_options: dict = field(default_factory=dict)
+    # What the run checked before the command started (see `_runtime.preload`): (vault, bindings).
+    served: tuple | None = None
 
 
 class Proxy:
@@ -68,7 +71,10 @@ class Proxy:
         self._master = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._socket: socket.socket | None = None
-        self._abandoned = False
+        self._abandoned = False  # stop() came before the proxy thread claimed the start (under _claim)
+        self._claimed = False
+        self._claim = threading.Lock()
+        self.ready_timeout = READY_TIMEOUT
         self._thread = threading.Thread(target=self._thread_main, name="authsome-proxy", daemon=True)
 
     # -- the proxy thread ---------------------------------------------------------
@@ -88,6 +94,7 @@ class Proxy:
         from mitmproxy import master, options
         from mitmproxy.addons import next_layer, proxyserver, tlsconfig
 
+        from authsome.addons._runtime import preload
         from authsome.addons.audit import Audit
         from authsome.addons.guard import Guard, ProxyPassword
         from authsome.addons.inject import Inject
@@ -97,9 +104,13 @@ class Proxy:
         from authsome.addons.upstream import UpstreamProxyAuth
 
         cfg = self.config
+        if cfg.served is not None:
+            preload(cfg.home, cfg.connections, *cfg.served)
         mode = [f"upstream:{cfg.upstream_proxy}"] if cfg.upstream_proxy else ["regular"]
-        if self._abandoned:
-            return  # the command ended before the proxy was needed
+        with self._claim:
+            if self._abandoned:
+                return  # the command ended before the proxy was needed
+            self._claimed = True  # from here on, stop() waits for a state that can shut down
         _serve_prebound(self._socket)
         opts = _run_options(options.Options)(
             listen_host="127.0.0.1",
@@ -182,6 +193,7 @@ class Proxy:
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         if not self._ready.wait(timeout):
+            timeout = self.ready_timeout if timeout == 0 else timeout
             self.stop()
             raise ProxyError(f"The proxy did not start within {int(timeout)} s.", "run again; `authsome doctor` checks the installation")
         if self._error is not None:
@@ -236,12 +248,13 @@ class Proxy:
             self._console.resume()
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self._thread.is_alive() and not self._ready.is_set() and self._master is None:
-            # Still importing mitmproxy: it will not serve. The thread is a daemon, and the
-            # CLI leaves with os._exit, so nobody waits for the import to finish.
-            self._abandoned = True
-            self._socket.close()
-            return
+        with self._claim:
+            if self._thread.is_alive() and not self._claimed:
+                # Still importing mitmproxy: it will not serve. The thread is a daemon, and the
+                # CLI leaves with os._exit, so nobody waits for the import to finish.
+                self._abandoned = True
+                self._socket.close()
+                return
         if self._thread.is_alive() and not self._ready.is_set():
             # Stopped while starting (a signal): let it reach a state that can shut down.
             self._ready.wait(timeout)
@@ -361,7 +374,9 @@ def _serve_prebound(sock: socket.socket) -> None:
     port = sock.getsockname()[1]
 
     async def listen(self, host, wanted):
-        if wanted == port and self.mode.transport_protocol == "tcp" and sock.fileno() != -1:
+        if wanted == port and self.mode.transport_protocol == "tcp":
+            if sock.fileno() == -1:
+                raise OSError(errno.EBADF, "the proxy's listening socket was closed (the run is stopping)")
             return [await asyncio.start_server(self.handle_stream, sock=sock)]
         return await original(self, host, wanted)
 

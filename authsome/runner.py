@@ -20,6 +20,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -134,7 +135,7 @@ def sweep_stale_runs(home: Path) -> list[Path]:
         return removed
     for directory in runs.iterdir():
         try:
-            host, pid_text = (directory / OWNER_FILE).read_text().split()
+            host, pid_text = _read_small(directory / OWNER_FILE).split()
             pid = int(pid_text)
         except (OSError, ValueError):
             continue
@@ -143,6 +144,15 @@ def sweep_stale_runs(home: Path) -> list[Path]:
         shutil.rmtree(directory, ignore_errors=True)
         removed.append(directory)
     return removed
+
+
+def _read_small(path: Path, limit: int = 1 << 16) -> str:
+    """A small regular file, never waiting (a FIFO planted in its place) and never following a link."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return fh.read(limit).decode(errors="replace")
 
 
 def _alive(pid: int) -> bool:
@@ -342,13 +352,14 @@ def spawn(argv: Sequence[str], env: dict[str, str], stop: StopRequest | None = N
         child = start(argv, env)
         for signum in pending:
             forward(signum, None)
+        deadline = time.monotonic() + (proxy.ready_timeout if proxy is not None else 0)
         while True:
             try:
                 if proxy is None or (proxy.settled and not proxy.failed):
                     return exit_status(child.wait())
-                if proxy.failed:
+                if proxy.failed or time.monotonic() > deadline:
                     _stop_child(child, signal.SIGTERM)
-                    proxy.wait_ready()  # raises its ProxyError
+                    proxy.wait_ready(0)  # raises its ProxyError (or that it did not start in time)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     return exit_status(child.wait(0.05))
             except KeyboardInterrupt:
@@ -453,6 +464,7 @@ def session(bindings, vault, *, connections, deny_unmatched, allow_hosts, ui, pa
             upstream_proxy_auth=upstream_auth,
             log_file=files.log_file,
             ui=ui,
+            served=(vault, list(bindings)),
         ))
         port = proxy.start(wait=not early)
         stop.check()
@@ -652,7 +664,7 @@ def live_proxies(home: Path) -> list[LiveProxy]:
         if not RUN_ID.fullmatch(directory.name):
             continue
         try:
-            host, pid_text = (directory / OWNER_FILE).read_text().split()
+            host, pid_text = _read_small(directory / OWNER_FILE).split()
             pid = int(pid_text)
         except (OSError, ValueError):
             continue
@@ -704,12 +716,12 @@ def _read_attach_file(proxy: LiveProxy) -> dict:
     stale = UsageError(f"The proxy {proxy.run_id} stopped, or its attach file is unusable.",
                        "start a proxy again with `authsome proxy`")
     try:
-        fd = os.open(proxy.attach_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(proxy.attach_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         raise stale from None
     with os.fdopen(fd) as fh:
         st = os.fstat(fh.fileno())
-        if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
             raise UsageError(f"The attach file of proxy {proxy.run_id} is not private to you; it is not used.",
                              "stop that proxy; start one with `authsome proxy`")
         try:
@@ -719,9 +731,23 @@ def _read_attach_file(proxy: LiveProxy) -> dict:
             raise stale from None
     from authsome.envnames import reserved_problem
 
-    for name, value in values.items():
+    directory = proxy.attach_file.parent
+    proxy_url = re.compile(rf"http://{PROXY_USER}:[A-Za-z0-9_%-]+@127\.0\.0\.1:\d+")
+
+    def what_run_sets(name: str, value: object) -> bool:
+        if not isinstance(value, str):
+            return False
+        if name in PROXY_VARS:
+            return bool(proxy_url.fullmatch(value))
+        if name in (*COMBINED_BUNDLE_VARS, *PARENT_ONLY_BUNDLE_VARS, *ADDITIVE_CA_VARS, "AUTHSOME_CA_CERT"):
+            return Path(value).parent in (directory, directory / "ca")  # the run's own files
+        if name in ("NODE_USE_ENV_PROXY", "AUTHSOME_RUN"):
+            return value == "1"
         # Exports are checked by the provider schema the same way: never a process, loader, proxy or trust variable.
-        if not isinstance(value, str) or (name not in RUN_SET and reserved_problem(name)):
+        return name in ("NO_PROXY", "no_proxy") or reserved_problem(name) is None
+
+    for name, value in values.items():
+        if not what_run_sets(name, value):
             raise UsageError(f"The attach file of proxy {proxy.run_id} sets variables `run` never sets; it is not used.",
                              "stop that proxy; start one with `authsome proxy`")
     return {"set": values, "remove": [str(n) for n in removed], "routed": [str(d) for d in routed]}

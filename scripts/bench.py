@@ -81,7 +81,12 @@ def nginx(work: Path, leaf) -> tuple[subprocess.Popen, int]:
         }}
         """))
     proc = subprocess.Popen([binary, "-p", str(work), "-c", str(conf)], stderr=subprocess.DEVNULL)
-    _wait_port(port)
+    try:
+        _wait_port(port)
+    except BaseException:
+        proc.send_signal(signal.SIGINT)  # nginx: fast shutdown, workers included
+        proc.wait(10)
+        raise
     return proc, port
 
 
@@ -224,6 +229,8 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="authsome-bench-"))
     procs: list[subprocess.Popen] = []
+    # SIGTERM (a timeout, CI) cleans up like Ctrl-C: nginx stopped, the throwaway CA and home removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         return _bench(args, work, procs)
     finally:
@@ -306,7 +313,8 @@ def _bench(args, work: Path, procs: list) -> int:
     if reference is not None:
         print("bench: reference authsome 0.2.3", file=sys.stderr)
         ref_home = work / "ref-home"
-        ref_env = {**env, "AUTHSOME_HOME": str(ref_home), "PYTHONPATH": str(site)}
+        # HOME too: the reference writes a log under ~/.authsome whatever AUTHSOME_HOME says.
+        ref_env = {**env, "AUTHSOME_HOME": str(ref_home), "PYTHONPATH": str(site), "HOME": str(work)}
         seed = ("from authsome.context import AuthsomeContext\n"
                 "from authsome.auth.input_provider import MockInputProvider\n"
                 f"AuthsomeContext.create().auth.login_with_result(provider='openai', connection_name='default', "

@@ -336,7 +336,8 @@ def _planted_proxy(home, *, mode=0o600, owner=None, values=None) -> str:
     directory.mkdir(parents=True, mode=0o700)
     (directory / "pid").write_text(f"{socket.gethostname()} {os.getpid()}")  # a live process of ours
     attach = directory / "attach.json"
-    attach.write_text(json.dumps({"set": values or {"HTTPS_PROXY": "http://127.0.0.1:9"}, "remove": [], "routed": []}))
+    attach.write_text(json.dumps({"set": values or {"HTTPS_PROXY": "http://authsome:pw@127.0.0.1:9"}, "remove": [],
+                                  "routed": []}))
     attach.chmod(mode)
     if owner is not None:
         os.chown(attach, owner, -1)
@@ -348,6 +349,8 @@ def _planted_proxy(home, *, mode=0o600, owner=None, values=None) -> str:
     (dict(mode=0o644), "not private to you"),
     (dict(owner=65534), "not private to you"),
     (dict(values={"LD_PRELOAD": "/tmp/evil.so"}), "sets variables `run` never sets"),
+    (dict(values={"HTTPS_PROXY": "http://evil.example:8080"}), "sets variables `run` never sets"),
+    (dict(values={"SSL_CERT_FILE": "/tmp/evil-ca.pem"}), "sets variables `run` never sets"),
 ])
 def test_attach_refuses_an_attach_file_it_cannot_trust(cli, home, plant, why):
     cli(["list"])  # a home of ours
@@ -362,8 +365,17 @@ def test_attach_refuses_an_attach_file_it_cannot_trust(cli, home, plant, why):
 
 def test_attach_never_passes_authsomes_own_secrets(cli, home, tmp_path):
     cli(["list"])
-    run_id = _planted_proxy(home, values={"HTTPS_PROXY": "http://127.0.0.1:9", "X_ACCESS_TOKEN": PLACEHOLDER})
+    run_id = _planted_proxy(home, values={"HTTPS_PROXY": "http://authsome:pw@127.0.0.1:9", "X_ACCESS_TOKEN": PLACEHOLDER})
     r = cli(["attach", run_id, "--", "env"], env={"AUTHSOME_MASTER_KEY": "not-for-the-agent", "ALL_PROXY": "x"})
     assert r.code == 0
     assert "not-for-the-agent" not in r.out and "ALL_PROXY" not in r.out
     assert f"X_ACCESS_TOKEN={PLACEHOLDER}" in r.out
+
+
+def test_a_fifo_planted_as_a_runs_pid_file_hangs_nothing(cli, home):
+    cli(["list"])
+    directory = home / "runs" / "0123456789abcdef"
+    directory.mkdir(parents=True, mode=0o700)
+    os.mkfifo(directory / "pid")
+    assert cli(["attach", "--", "true"], timeout=20).code == 2  # no proxy: the FIFO is not one
+    assert cli(["run", "--", "true"], timeout=20).code == 0  # the sweep of stale runs skips it

@@ -575,3 +575,41 @@ def test_connections_to_the_pre_bound_socket_get_tcp_nodelay():
     thread.start()
     thread.join(30)
     assert result and result[0] != 0
+
+
+@pytest.mark.invariant
+def test_a_definition_changed_by_the_command_as_the_proxy_starts_changes_nothing(cli, api, x_connected, trusting_env,
+                                                                                  tmp_path, home):
+    # The command starts while the proxy is still being set up. Had the proxy read the provider
+    # definitions from disk then, a changed one (not confirmed) would fail every routing decision,
+    # and mitmproxy lets a flow go on after an addon's error: past --deny-unmatched, unaudited.
+    changed = json.loads(cli(["inspect", "x"]).out)
+    changed["api_url"] = ["api.twitter.com", "other.test"]
+    planted = tmp_path / "x.json"
+    planted.write_text(json.dumps(changed))
+    r = run(["--deny-unmatched", *api.resolve("api.twitter.com", "other.test"), "--", "sh", "-c",
+             f"cp {planted} {home}/providers/x.json; "
+             "curl -s -o /dev/null -w '%{http_connect} ' https://other.test/echo; "
+             "curl -s -o /dev/null -w '%{http_code}' https://api.twitter.com/2/users/me"], trusting_env)
+    assert r.out.split() == ["403", "200"], r.err  # the CONNECT to other.test was refused
+    assert not any(s["path"] == "/echo" for s in api.seen)
+    assert api.seen[-1]["headers"]["authorization"] == f"Bearer {TOKEN}"
+    events = [json.loads(line)["event"] for line in cli(["log", "--json"]).out.splitlines()]
+    assert "denied" in events and "request" in events
+
+
+def test_a_request_still_open_when_the_run_ends_is_audited(cli, api, x_connected, trusting_env, test_ca):
+    import ssl
+    import urllib.request
+
+    try:
+        r = run([*api.resolve("api.twitter.com"), "--", "sh", "-c",
+                 "curl -sS -o /dev/null https://api.twitter.com/hold & "
+                 "while ! [ -e /proc/$!/fd ]; do sleep 0.05; done; sleep 1.5"], trusting_env)
+        assert r.code == 0, r.err
+    finally:
+        trust = ssl.create_default_context(cafile=str(test_ca.cert))
+        urllib.request.urlopen(f"https://127.0.0.1:{api.port}/release", context=trust).read()
+    assert any(s["path"] == "/hold" for s in api.seen)
+    records = [json.loads(line) for line in cli(["log", "--json"]).out.splitlines()]
+    assert any(x.get("path") == "/hold" and x["injected"] == ["header:authorization"] for x in records), records
