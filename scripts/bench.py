@@ -265,56 +265,39 @@ def _bench(args, work: Path, procs: list) -> int:
     resolve = [a for h in (ROUTED, TUNNELLED) for a in ("--resolve", f"{h}:443:127.0.0.1:{port}")]
     me = [sys.executable, str(Path(__file__).resolve())]
     memory = [] if args.quick else ["--memory"]
-    common = ["--requests", str(args.requests), "--runs", str(args.runs), *memory]
 
-    def under(prefix: list[str], setup: str, host: str, key: str, extra_env: dict | None = None) -> dict:
-        out = subprocess.run([*prefix, *me, "--drive", setup, "--host", host, "--key", key, *common],
+    def under(prefix: list[str], setup: str, host: str, key: str, extra_env: dict | None = None, *, last: bool) -> dict:
+        flags = ["--requests", str(args.requests), "--runs", "1", *(memory if last else [])]
+        out = subprocess.run([*prefix, *me, "--drive", setup, "--host", host, "--key", key, *flags],
                              env={**env, **(extra_env or {})}, capture_output=True, text=True)
         if out.returncode != 0:
             raise SystemExit(f"bench: {setup} failed:\n{out.stderr[-3000:]}")
         return json.loads(out.stdout.strip().splitlines()[-1])
 
-    results = {}
-    print("bench: direct", file=sys.stderr)
-    results["direct"] = under([], "direct", ROUTED, KEY)
+    def bare_mitmdump(*, last: bool) -> dict:
+        mitm_port = _free_port()
+        confdir = work / "mitm"
+        mitmdump = Path(sys.executable).with_name("mitmdump")
+        bare = subprocess.Popen([str(mitmdump), "-q", "--listen-host", "127.0.0.1", "--listen-port", str(mitm_port),
+                                 "--set", f"confdir={confdir}", "--set", f"ssl_verify_upstream_trusted_ca={ca.cert}"],
+                                env={**env, "PYTHONPATH": str(site)}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        procs.append(bare)
+        try:
+            _wait_port(mitm_port)
+            bundle = work / "mitm-bundle.pem"
+            bundle.write_text(ca.cert.read_text() + (confdir / "mitmproxy-ca-cert.pem").read_text())
+            return under([], "mitmdump", ROUTED, KEY, {"HTTPS_PROXY": f"http://127.0.0.1:{mitm_port}",
+                                                       "BENCH_PROXY_PID": str(bare.pid), "BENCH_CLIENT_CA": str(bundle)},
+                         last=last)
+        finally:
+            bare.send_signal(signal.SIGINT)
+            bare.wait(10)
 
-    print("bench: bare mitmdump", file=sys.stderr)
-    mitm_port = _free_port()
-    confdir = work / "mitm"
-    mitmdump = Path(sys.executable).with_name("mitmdump")
-    bare = subprocess.Popen([str(mitmdump), "-q", "--listen-host", "127.0.0.1", "--listen-port", str(mitm_port),
-                             "--set", f"confdir={confdir}", "--set", f"ssl_verify_upstream_trusted_ca={ca.cert}"],
-                            env={**env, "PYTHONPATH": str(site)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    procs.append(bare)
-    _wait_port(mitm_port)
-    bundle = work / "mitm-bundle.pem"
-    bundle.write_text(ca.cert.read_text() + (confdir / "mitmproxy-ca-cert.pem").read_text())
-    results["mitmdump"] = under([], "mitmdump", ROUTED, KEY, {
-        "HTTPS_PROXY": f"http://127.0.0.1:{mitm_port}", "BENCH_PROXY_PID": str(bare.pid),
-        "BENCH_CLIENT_CA": str(bundle)})
-    bare.send_signal(signal.SIGINT)
-    bare.wait(10)
-
-    print("bench: authsome (injecting)", file=sys.stderr)
-    results["authsome"] = under([*AUTHSOME, "run", *resolve, "--"], "authsome", ROUTED, "authsome-proxy-managed")
-    print("bench: authsome (tunnelled)", file=sys.stderr)
-    results["tunnelled"] = under([*AUTHSOME, "run", *resolve, "--"], "tunnelled", TUNNELLED, KEY,
-                                 {"BENCH_CLIENT_CA": str(ca.cert)})
-
-    commands = {
-        "--help": ["--help"], "list": ["list"], "get openai --field status": ["get", "openai", "--field", "status"],
-        "run -- /bin/true": ["run", "--", "/bin/true"],
-        "one run -- curl request": ["run", *resolve, "--", "curl", "-s", "-o", "/dev/null", "-H",
-                                    "Authorization: Bearer authsome-proxy-managed", f"https://{ROUTED}/bench"],
-    }
-    reps = 1 if args.quick else max(5, args.runs * 2)
-    walls = {"authsome": {name: wall([*AUTHSOME, *argv], env, reps) for name, argv in commands.items()}}
-
+    ref_env = None
     if reference is not None:
-        print("bench: reference authsome 0.2.3", file=sys.stderr)
-        ref_home = work / "ref-home"
         # HOME too: the reference writes a log under ~/.authsome whatever AUTHSOME_HOME says.
-        ref_env = {**env, "AUTHSOME_HOME": str(ref_home), "PYTHONPATH": str(site), "HOME": str(work)}
+        ref_env = {**env, "AUTHSOME_HOME": str(work / "ref-home"), "PYTHONPATH": str(site), "HOME": str(work)}
         seed = ("from authsome.context import AuthsomeContext\n"
                 "from authsome.auth.input_provider import MockInputProvider\n"
                 f"AuthsomeContext.create().auth.login_with_result(provider='openai', connection_name='default', "
@@ -323,16 +306,64 @@ def _bench(args, work: Path, procs: list) -> int:
                                 text=True, cwd=work)  # not this checkout's `authsome` package
         if seeded.returncode != 0:
             raise SystemExit(f"bench: could not store the reference's key:\n{seeded.stderr[-2000:]}")
-        ref = [str(reference / "bin" / "authsome")]
-        results["reference"] = under([*ref, "run", "--"], "reference", ROUTED, "authsome-proxy-managed", ref_env)
-        ref_commands = {**commands, "one run -- curl request": ["run", "--", *commands["one run -- curl request"][4:]]}
-        walls["reference"] = {name: wall([*ref, *argv], ref_env, reps) for name, argv in ref_commands.items()}
+    ref = [str(reference / "bin" / "authsome")] if reference is not None else []
+    run = [*AUTHSOME, "run", *resolve, "--"]
+    setups = {
+        "direct": lambda last: under([], "direct", ROUTED, KEY, last=last),
+        "mitmdump": lambda last: bare_mitmdump(last=last),
+        "authsome": lambda last: under(run, "authsome", ROUTED, "authsome-proxy-managed", last=last),
+        "tunnelled": lambda last: under(run, "tunnelled", TUNNELLED, KEY, {"BENCH_CLIENT_CA": str(ca.cert)}, last=last),
+    }
+    if reference is not None:
+        setups["reference"] = lambda last: under([*ref, "run", "--"], "reference", ROUTED, "authsome-proxy-managed",
+                                                 ref_env, last=last)
+    # One repetition of every setup in turn, so that the machine's noise falls on all of them alike.
+    rounds: dict[str, list[dict]] = {name: [] for name in setups}
+    for rep in range(args.runs):
+        for name, measure in setups.items():
+            print(f"bench: {name} ({rep + 1}/{args.runs})", file=sys.stderr)
+            rounds[name].append(measure(rep == args.runs - 1))
+    results = {name: _merged(found) for name, found in rounds.items()}
+
+    commands = {
+        "--help": ["--help"], "list": ["list"], "get openai --field status": ["get", "openai", "--field", "status"],
+        "run -- /bin/true": ["run", "--", "/bin/true"],
+        "one run -- curl request": ["run", *resolve, "--", "curl", "-s", "-o", "/dev/null", "-H",
+                                    "Authorization: Bearer authsome-proxy-managed", f"https://{ROUTED}/bench"],
+    }
+    reps = 1 if args.quick else max(5, args.runs * 2)
+    who = {"authsome": (AUTHSOME, env, commands)}
+    if reference is not None:
+        who["reference"] = (ref, ref_env, {**commands, "one run -- curl request":
+                                           ["run", "--", *commands["one run -- curl request"][4:]]})
+    samples: dict[str, dict[str, list[float]]] = {w: {name: [] for name in commands} for w in who}
+    for _ in range(reps):  # interleaved, like the loads
+        for w, (prefix, wenv, cmds) in who.items():
+            for name, argv in cmds.items():
+                samples[w][name].append(wall([*prefix, *argv], wenv, 1))
+    walls = {w: {name: statistics.median(times) for name, times in by.items()} for w, by in samples.items()}
 
     print(report(results, walls, args))
     return 0
 
 
 # -- the table -----------------------------------------------------------------------------
+
+def _merged(rounds: list[dict]) -> dict:
+    """The repetitions of one setup as one: every concurrent load, medians of the single loads."""
+    out = dict(rounds[-1])  # the memory figures come from the last repetition
+    out["concurrent"] = [c for r in rounds for c in r["concurrent"]]
+    out["cpu_ms"] = [c for r in rounds for c in r["cpu_ms"]]
+    for phase in ("sequential", "newconn", "nosni"):
+        loads = [r[phase] for r in rounds]
+        statuses: dict[str, int] = {}
+        for load in loads:
+            for code, n in load["statuses"].items():
+                statuses[code] = statuses.get(code, 0) + n
+        out[phase] = {"p50": statistics.median(x["p50"] for x in loads), "rps": statistics.median(x["rps"] for x in loads),
+                      "failures": sum(x["failures"] for x in loads), "statuses": statuses}
+    return out
+
 
 def report(results: dict, walls: dict, args) -> str:
     columns = [c for c in ("direct", "mitmdump", "reference", "authsome", "tunnelled") if c in results]
