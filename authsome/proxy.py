@@ -173,7 +173,7 @@ class Proxy:
 
     # -- the caller's side ------------------------------------------------------------
 
-    def start(self, timeout: float = READY_TIMEOUT, *, wait: bool = True) -> int:
+    def start(self, *, wait: bool = True) -> int:
         """Listen on 127.0.0.1 and start the proxy thread; return the port.
 
         The socket is bound here, before mitmproxy is imported, so a command
@@ -188,14 +188,19 @@ class Proxy:
         self.port = self._socket.getsockname()[1]
         self._thread.start()
         if wait:
-            self.wait_ready(timeout)
+            self.wait_ready()
         return self.port
 
-    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        if not self._ready.wait(timeout):
-            timeout = self.ready_timeout if timeout == 0 else timeout
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Return once serving; else raise why not (failed, or not started within `ready_timeout`).
+
+        `timeout`: how long to wait still (default `ready_timeout`; 0 when a
+        caller watched the clock itself).
+        """
+        if not self._ready.wait(self.ready_timeout if timeout is None else timeout):
             self.stop()
-            raise ProxyError(f"The proxy did not start within {int(timeout)} s.", "run again; `authsome doctor` checks the installation")
+            raise ProxyError(f"The proxy did not start within {int(self.ready_timeout)} s.",
+                             "run again; `authsome doctor` checks the installation")
         if self._error is not None:
             raise ProxyError(f"The proxy could not start: {self.reason}.",
                              "run again with --verbose for details") from self._error

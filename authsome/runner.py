@@ -134,16 +134,22 @@ def sweep_stale_runs(home: Path) -> list[Path]:
     if not runs.is_dir():
         return removed
     for directory in runs.iterdir():
-        try:
-            host, pid_text = _read_small(directory / OWNER_FILE).split()
-            pid = int(pid_text)
-        except (OSError, ValueError):
-            continue
-        if host != socket.gethostname() or pid == os.getpid() or _alive(pid):
+        pid = _owner_here(directory)
+        if pid is None or pid == os.getpid() or _alive(pid):
             continue
         shutil.rmtree(directory, ignore_errors=True)
         removed.append(directory)
     return removed
+
+
+def _owner_here(directory: Path) -> int | None:
+    """The pid of the authsome process that owns a run directory, if it ran on this host."""
+    try:
+        host, pid_text = _read_small(directory / OWNER_FILE).split()
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return None
+    return pid if host == socket.gethostname() else None
 
 
 def _read_small(path: Path, limit: int = 1 << 16) -> str:
@@ -235,11 +241,6 @@ def with_run_variables(env: Mapping[str, str], values: Mapping[str, str], remove
     out = {k: v for k, v in env.items() if k not in removed and not k.endswith(CLIENT_SECRET_SUFFIX)}
     out.update(values)
     return out
-
-
-def child_environment(parent_env: Mapping[str, str], bindings: Sequence[Binding], vault: Vault,
-                      files: RunFiles, port: int, password: str) -> dict[str, str]:
-    return with_run_variables(parent_env, *run_variables(parent_env, bindings, vault, files, port, password))
 
 
 def upstream_proxy(parent_env: Mapping[str, str]) -> tuple[str | None, str | None]:
@@ -562,7 +563,7 @@ def _beside_console(argv, env, s: Session, stop: StopRequest, say) -> int:
             # Ctrl-C while it stops means: now (SIGKILL), not "leave it running".
             with _handlers({signal.SIGINT: lambda *_: _signal_group(child.pid, signal.SIGKILL)}):
                 if child.poll() is None:
-                    _stop_group(child, stop.signum or signal.SIGTERM)
+                    _stop_child(child, stop.signum or signal.SIGTERM, group=True)
                 _end_stragglers(child.pid)
     if status is None:
         status = exit_status(child.returncode)
@@ -595,12 +596,8 @@ def _end_stragglers(pgid: int) -> None:
         time.sleep(0.05)
 
 
-def _stop_group(child: subprocess.Popen, signum: int) -> None:
-    """Signal the command and its own process group; SIGKILL after GRACE seconds."""
-    _stop_child(child, signum, group=True)
-
-
 def _stop_child(child: subprocess.Popen, signum: int, *, group: bool = False) -> None:
+    """Signal the command (and its own process group, `group`); SIGKILL after GRACE seconds."""
     for sig, wait in ((signum, GRACE), (signal.SIGKILL, None)):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, sig) if group else child.send_signal(sig)
@@ -663,12 +660,8 @@ def live_proxies(home: Path) -> list[LiveProxy]:
     for directory in sorted(runs.iterdir()) if runs.is_dir() else ():
         if not RUN_ID.fullmatch(directory.name):
             continue
-        try:
-            host, pid_text = _read_small(directory / OWNER_FILE).split()
-            pid = int(pid_text)
-        except (OSError, ValueError):
-            continue
-        if host == socket.gethostname() and _ours_and_alive(pid) and (directory / ATTACH_FILE).is_file():
+        pid = _owner_here(directory)
+        if pid is not None and _ours_and_alive(pid) and (directory / ATTACH_FILE).is_file():
             found.append(LiveProxy(directory.name, directory / ATTACH_FILE))
     return found
 

@@ -88,9 +88,7 @@ def _console_lists_no_secrets() -> None:
     class Walker(view.OptionListWalker):
         def __init__(self, master, help_widget) -> None:
             super().__init__(master, help_widget)
-            self.opts = listed(self.opts)
-            self.maxlen = max(len(name) for name in self.opts)
-            self.set_focus(0)
+            self.sig_mod()
 
         def sig_mod(self, *args, **kwargs) -> None:
             # The stock one lists every option again whenever any option changes.

@@ -122,7 +122,7 @@ def _authsome_logs_to_stderr() -> None:
 
 
 def _prepared(args, *, ui_needs_terminal: str):
-    """The options `run` and `proxy` share, checked: (bindings, selection, allowed hosts)."""
+    """The options `run` and `proxy` share, checked: (bindings, PROVIDER=NAME pairs, allowed hosts)."""
     from authsome import bindings, resolve
     from authsome.errors import UsageError
     from authsome.providers.routes import RouteError, parse_allowed_host
@@ -140,7 +140,7 @@ def _prepared(args, *, ui_needs_terminal: str):
         resolve.install(args.resolve)
     selection = bindings.parse_selection(args.connection)
     active = bindings.load(vault(), registry(), selection, warn=lambda text: render.note(f"authsome: {text}"))
-    return active, selection, allowed
+    return active, [f"{k}={v}" for k, v in selection.items()], allowed
 
 
 def cmd_run(args) -> int:
@@ -152,7 +152,7 @@ def cmd_run(args) -> int:
         command = command[1:]
     if not command:
         raise UsageError("No command to run.", "put the command after --, for example: authsome run -- python my_agent.py")
-    active, selection, allowed = _prepared(
+    active, connections, allowed = _prepared(
         args, ui_needs_terminal="run it in a terminal; with output to a file or pipe, use --ui web (or no --ui)")
     if not active:
         render.note("authsome: no connected provider; the command runs without credentials")
@@ -162,7 +162,7 @@ def cmd_run(args) -> int:
         if proxy.web_url:
             render.note(f"authsome: mitmproxy web UI at {proxy.web_url}")
 
-    return runner.run(command, active, vault(), connections=[f"{k}={v}" for k, v in selection.items()],
+    return runner.run(command, active, vault(), connections=connections,
                       deny_unmatched=args.deny_unmatched, allow_hosts=allowed, ui=args.ui, on_ready=announce,
                       say=lambda text: render.note(f"authsome: {text}"))
 
@@ -170,7 +170,7 @@ def cmd_run(args) -> int:
 def cmd_proxy(args) -> int:
     from authsome import runner
 
-    active, selection, allowed = _prepared(
+    active, connections, allowed = _prepared(
         args, ui_needs_terminal="run it in a terminal, or use --ui web (or no --ui)")
     if not active:
         render.note("authsome: no connected provider; attached commands run without credentials")
@@ -190,7 +190,7 @@ def cmd_proxy(args) -> int:
             for line in lines:
                 render.note(f"authsome: {line}")
 
-    status = runner.serve(active, vault(), connections=[f"{k}={v}" for k, v in selection.items()],
+    status = runner.serve(active, vault(), connections=connections,
                           deny_unmatched=args.deny_unmatched, allow_hosts=allowed, ui=args.ui, on_ready=announce)
     if status == 0:
         render.note("authsome: proxy stopped")
