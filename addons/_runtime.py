@@ -32,6 +32,7 @@ log = logging.getLogger("authsome.proxy")
 # flow.metadata key under which the addons record their decisions (never secrets).
 META = injection.FLOW_META
 INJECTED_MARK = ":key:"  # flow.marked of a request that left with a credential (a key in the flow list)
+CONNECT_WAIT = 5.0  # seconds a proxy with a shared store waits at start until it follows other machines' writes
 
 
 def declare(loader) -> None:
@@ -145,10 +146,10 @@ def _runtime(home: str, connections: tuple[str, ...]) -> Runtime:
     from authsome import paths
 
     root = Path(home).expanduser() if home else paths.home()
-    vault = Vault(root / "vault")
+    vault = Vault.for_home(root)
     registry = Registry(user_dir=root / "providers")
     selection = bindings_mod.parse_selection(list(connections))
-    return Runtime(str(root), vault, bindings_mod.load(vault, registry, selection))
+    return _held(Runtime(str(root), vault, bindings_mod.load(vault, registry, selection)))
 
 
 _preloaded: dict[tuple[str, tuple[str, ...]], Runtime] = {}
@@ -161,7 +162,19 @@ def preload(home: str, connections: Sequence[str], vault: Vault, bindings: Seque
     from disk after that would be read from files the command may have
     changed (a provider definition, before `trust` confirms it).
     """
-    _preloaded[(home, tuple(connections))] = Runtime(home, vault, list(bindings))
+    _preloaded[(home, tuple(connections))] = _held(Runtime(home, vault, list(bindings)))
+
+
+def _held(rt: Runtime) -> Runtime:
+    """With a shared store, read every credential now: a proxy then holds them should the database go away."""
+    if rt.vault.records.shared:
+        rt.vault.records.follow(wait=CONNECT_WAIT)  # type: ignore[attr-defined]
+        for binding in rt.bindings:
+            try:
+                rt.source(binding).current()
+            except Exception:  # said again, with the reason, on the first request that needs it
+                pass
+    return rt
 
 
 def runtime(options) -> Runtime:

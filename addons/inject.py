@@ -20,7 +20,7 @@ from mitmproxy import ctx, http
 
 from authsome.addons import _wire
 from authsome.addons._runtime import META, declare, log, runtime
-from authsome.errors import AuthsomeError
+from authsome.errors import AuthsomeError, Unreachable, VaultError
 
 
 class Inject:
@@ -42,8 +42,15 @@ class Inject:
             # The record is decrypted off the event loop, and only when its file changed.
             conn = source.unchanged() or await asyncio.to_thread(source.current)
             if conn.should_refresh(leeway=leeway):
-                conn = await rt.refresh(binding, leeway=leeway)
-                meta["refreshed"] = True
+                try:
+                    conn = await rt.refresh(binding, leeway=leeway)
+                    meta["refreshed"] = True
+                except (VaultError, Unreachable) as exc:
+                    if conn.is_expired():
+                        raise
+                    # The store or the token endpoint is away: the token held still works for a while.
+                    log.warning("%s: cannot refresh yet, using the token held until it expires: %s",
+                                binding.key, exc.message)
         except AuthsomeError as exc:
             # Nothing is injected; the child gets the provider's own answer (a 401).
             meta["inject_error"] = exc.code

@@ -4,16 +4,14 @@ A `Binding` ties one provider and one of its connections to the provider's
 routes. The proxy's addons build the same table from the same two options
 (the home and the chosen connections), so they agree without sharing objects.
 `CredentialSource` keeps the decrypted record in memory and re-reads the
-vault only when the record's file changed (another process refreshed it).
+vault only when the record changed (another process refreshed it).
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from authsome.errors import HandedToCI, NotConnected, UsageError
@@ -194,34 +192,28 @@ def find(bindings: list[Binding], host: str, port: int, path: str | None = None)
 
 @dataclass
 class CredentialSource:
-    """The current record of one connection, re-read only when its file changes."""
+    """The current record of one connection, re-read only when the vault says it changed."""
 
     vault: Vault
     provider: str
     connection: str
-    _seen: tuple[tuple[int, int, int, int], Connection] | None = None
+    _seen: tuple[object, Connection] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    @functools.cached_property
-    def path(self) -> Path:
-        return self.vault.connection_path(self.provider, self.connection)
-
-    def _stat(self) -> tuple[int, int, int, int]:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            raise NotConnected(self.provider, self.connection) from None
-        # ctime too: nobody can set it, and inode numbers are reused by atomic replaces.
-        return st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino
+    def _stamp(self) -> object:
+        stamp = self.vault.stamp(self.provider, self.connection)
+        if stamp is None:
+            raise NotConnected(self.provider, self.connection)
+        return stamp
 
     def unchanged(self) -> Connection | None:
-        """The record read last, if its file has not changed since (one stat: cheap enough for an event loop)."""
-        stamp = self._stat()
+        """The record read last, if it has not changed since (a stat, or a look at the store's versions)."""
+        stamp = self._stamp()
         seen = self._seen  # (stamp, record), replaced whole by `current`: never one without the other
         return seen[1] if seen is not None and seen[0] == stamp else None
 
     def current(self) -> Connection:
-        stamp = self._stat()
+        stamp = self._stamp()
         with self._lock:
             if self._seen is None or self._seen[0] != stamp:
                 record = self.vault.get_connection(self.provider, self.connection)

@@ -202,7 +202,7 @@ def secret_env_names(bindings: Sequence[Binding], parent_env: Mapping[str, str])
     """authsome's own secrets in the parent environment, which the child must not inherit."""
     from authsome.flows.interaction import env_prefix
 
-    names = {"AUTHSOME_MASTER_KEY", "AUTHSOME_BUNDLE"}
+    names = {"AUTHSOME_MASTER_KEY", "AUTHSOME_BUNDLE", "AUTHSOME_STORE"}  # the store's URL may hold a password
     names |= {n for n in parent_env if n.endswith(CLIENT_SECRET_SUFFIX)}
     for b in bindings:
         prefix = env_prefix(b.provider.name)
@@ -701,7 +701,7 @@ def _running_list(proxies: Sequence[LiveProxy]) -> str:
 # What `run_variables` sets, besides the placeholders of provider exports.
 RUN_SET = {*PROXY_VARS, "NO_PROXY", "no_proxy", *COMBINED_BUNDLE_VARS, *PARENT_ONLY_BUNDLE_VARS, *ADDITIVE_CA_VARS,
            "NODE_USE_ENV_PROXY", "AUTHSOME_CA_CERT", "AUTHSOME_RUN"}
-ALWAYS_REMOVED = ("AUTHSOME_MASTER_KEY", "AUTHSOME_BUNDLE", *ALL_PROXY_VARS)
+ALWAYS_REMOVED = ("AUTHSOME_MASTER_KEY", "AUTHSOME_BUNDLE", "AUTHSOME_STORE", *ALL_PROXY_VARS)
 
 
 def _read_attach_file(proxy: LiveProxy) -> dict:

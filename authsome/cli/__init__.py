@@ -25,6 +25,7 @@ commands:
   providers    list, inspect, register, trust, remove
   credentials  login, default, get, export, logout, revoke
   agents       run, proxy, attach, log, ci export
+  teams        store use, init, status, push, pull
   diagnostics  whoami, doctor, completion
 """
 
@@ -116,7 +117,7 @@ def _option_name(word: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from authsome.cli import auth, ci, completion, creds, doctor, log, providers, run
+    from authsome.cli import auth, ci, completion, creds, doctor, log, providers, run, store
 
     parser = Parser(
         prog="authsome",
@@ -127,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"authsome {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="print tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in (providers, auth, creds, run, ci, log, doctor, completion):
+    for module in (providers, auth, creds, run, ci, store, log, doctor, completion):
         module.register(sub)
     for name, command in sub.choices.items():  # `authsome login -v ...` as well as `authsome -v login ...`
         command.add_argument("-v", "--verbose", action="store_true", help="print tracebacks for errors")
@@ -150,7 +151,8 @@ def _protect_early() -> None:
     interpreter's start-up, tens of milliseconds, comes before this and stays open: see the README."""
     import os
 
-    names = {"AUTHSOME_MASTER_KEY", "AUTHSOME_BUNDLE"} | {n for n in os.environ if n.endswith(SECRET_SUFFIXES)}
+    names = {"AUTHSOME_MASTER_KEY", "AUTHSOME_BUNDLE", "AUTHSOME_STORE"} | {n for n in os.environ
+                                                                          if n.endswith(SECRET_SUFFIXES)}
     if names & set(os.environ):
         from authsome import hardening
 

@@ -60,16 +60,18 @@ def cmd_log(args) -> int:
         raise UsageError("-n must be 0 or more.")
     paths.ensure_home()  # a log is only worth reading from a home that is ours
     records, offset = audit.read_with_offset(last=args.n or None)
-    for record in records:
-        render.out(json.dumps(record) if args.json else _line(record))
-    if args.follow:
-        import sys
+    try:  # a reader may press Ctrl-C as soon as it sees a line, and a full pipe buffer shows lines early
+        for record in records:
+            render.out(json.dumps(record) if args.json else _line(record))
+        if args.follow:
+            import sys
 
-        try:  # from the first flush on: a reader may press Ctrl-C as soon as it sees the last line
             sys.stdout.flush()
             for record in audit.follow(offset=offset):
                 render.out(json.dumps(record) if args.json else _line(record))
                 sys.stdout.flush()
-        except KeyboardInterrupt:
-            return 0  # Ctrl-C is how --follow ends
+    except KeyboardInterrupt:
+        if not args.follow:
+            raise
+        return 0  # Ctrl-C is how --follow ends
     return 0

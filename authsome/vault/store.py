@@ -1,13 +1,10 @@
-"""Encrypted records on disk: one file per record, one lock per record.
+"""The vault: records sealed with the master key, kept in a store (local files, or PostgreSQL).
 
-Layout under `$AUTHSOME_HOME/vault/`:
-    <provider>/conn.<connection>.json    a sealed Connection
-    <provider>/client.json               the sealed ClientCredentials
-    <provider>/.<record file>.lock       the cross-process lock for that record
-
-One file per record means writers of different connections never contend,
-and a damaged record cannot take the others down with it. Updates go
-through `update_connection`: lock, re-read, apply, atomic write.
+`Vault` seals and opens; the store (`authsome.vault.records`) keeps bytes
+under record ids and holds each record's lock. Every update goes through
+`update_connection`: lock, re-read, apply, write. Which store a home uses is
+`AUTHSOME_STORE`, else the URL saved with `authsome store use`, else its
+own files (`select`).
 """
 
 from __future__ import annotations
@@ -24,14 +21,12 @@ from authsome import paths
 from authsome.errors import UsageError, VaultCorrupt, VaultError, WrongKey, given
 from authsome.models import ClientCredentials, Connection
 from authsome.vault.crypto import MasterKey, load_master_key, open_sealed, seal, sealed_kid
+from authsome.vault.records import PROVIDER_NAME, FileRecords, Records, record_id, split_id
 
-PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CONNECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-CONN_PREFIX, SUFFIX = "conn.", ".json"
-CLIENT_FILE = "client.json"
-DEFAULT_FILE = "default-connection"  # the name of the provider's default connection, when not "default"
-DEFINITION_FILE = "definition.json"  # the sealed custom definition the user confirmed (`providers.trust`)
 DEFAULT_NAME = "default"
+STORE_ENV = "AUTHSOME_STORE"
+STORE_FILE = "store"  # in the home: the store URL saved with `authsome store use`
 
 
 def check_provider_name(name: str) -> str:
@@ -63,49 +58,50 @@ class ConnectionEntry:
 
 
 class Vault:
-    def __init__(self, root: Path, key: MasterKey | None = None):
-        self.root = root
+    def __init__(self, root: Path, key: MasterKey | None = None, records: Records | None = None):
+        self.root = root  # $AUTHSOME_HOME/vault; the key file lives beside it
+        self.records: Records = records if records is not None else FileRecords(root)
         self._key = key
         self._one_key_checked = False
 
     @classmethod
     def open(cls) -> Vault:
-        return cls(paths.ensure_home() / "vault")
+        return cls.for_home(paths.ensure_home())
+
+    @classmethod
+    def for_home(cls, home: Path) -> Vault:
+        """The vault of `home`, in the store it is configured to use."""
+        url = store_url(home)
+        if url is None:
+            return cls(home / "vault")
+        from authsome.vault import postgres
+
+        return cls(home / "vault", records=postgres.PostgresRecords(url))
+
+    @property
+    def home(self) -> Path:
+        return self.root.parent
 
     @property
     def key(self) -> MasterKey:
         # Loaded on first use: listing a fresh vault needs no key. A new key is
         # made only for a vault without records (it could open none of them).
         if self._key is None:
-            self._key = load_master_key(self.root.parent, may_create=not self.record_files())
+            self._key = load_master_key(self.home, may_create=not self.records.ids())
         return self._key
 
-    def record_files(self) -> list[Path]:
-        """Every sealed record on disk (connections and clients of every provider)."""
+    def foreign_records(self) -> list[str]:
+        """Records sealed with another master key than this vault's current one (as errors name them)."""
         out = []
-        for provider in self.providers_with_records():
-            directory = self.root / provider
-            try:
-                names = os.listdir(directory)
-            except OSError:
-                continue
-            out += [directory / n for n in sorted(names)
-                    if n in (CLIENT_FILE, DEFINITION_FILE) or (n.startswith(CONN_PREFIX) and n.endswith(SUFFIX))]
-        return out
-
-    def foreign_records(self) -> list[Path]:
-        """Records sealed with another master key than this vault's current one."""
-        out = []
-        for path in self.record_files():
-            try:
-                kid = sealed_kid(path.read_bytes())
-            except OSError:
-                continue
+        for rid in self.records.ids():
+            kind, _, _ = split_id(rid)
+            data = self.records.read(rid) if kind != "default" else None
+            kid = sealed_kid(data) if data is not None else None
             if kid is not None and kid != self.key.kid:
-                out.append(path)
+                out.append(self.records.describe(rid))
         return out
 
-    def _check_one_key(self) -> None:
+    def check_one_key(self) -> None:
         """Refuse to write when records are sealed with another key: the vault would hold two."""
         if self._one_key_checked:
             return
@@ -118,48 +114,79 @@ class Vault:
             )
         self._one_key_checked = True
 
-    # -- paths ---------------------------------------------------------------
-
-    def connection_path(self, provider: str, name: str) -> Path:
-        check_provider_name(provider)
-        check_connection_name(name)
-        return self.root / provider / f"{CONN_PREFIX}{name}{SUFFIX}"
-
-    def default_path(self, provider: str) -> Path:
-        return self.root / check_provider_name(provider) / DEFAULT_FILE
-
-    def definition_path(self, provider: str) -> Path:
-        return self.root / check_provider_name(provider) / DEFINITION_FILE
-
-    def client_path(self, provider: str) -> Path:
-        return self.root / check_provider_name(provider) / CLIENT_FILE
-
-    @staticmethod
-    def _lock_path(record: Path) -> Path:
-        return record.parent / f".{record.name}.lock"
-
     # -- low level -----------------------------------------------------------
 
-    def _read(self, path: Path, record_id: str) -> dict | None:
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
+    def _open(self, rid: str, data: bytes | None) -> dict | None:
+        if data is None:
             return None
-        plaintext = open_sealed(self.key, record_id, data, path)
+        plaintext = open_sealed(self.key, rid, data, self.records.describe(rid))
         try:
             return json.loads(plaintext)
         except ValueError:
-            raise VaultCorrupt(f"Vault record {path} holds invalid data.") from None
+            raise VaultCorrupt(f"Vault record {self.records.describe(rid)} holds invalid data.") from None
 
-    def _write(self, path: Path, record_id: str, payload: dict) -> None:
-        self._check_one_key()
-        paths.ensure_dir(path.parent)
-        paths.atomic_write(path, seal(self.key, record_id, json.dumps(payload).encode()))
+    def _read(self, rid: str) -> dict | None:
+        return self._open(rid, self.records.read(rid))
+
+    def _sealed(self, rid: str, payload: dict) -> bytes:
+        self.check_one_key()
+        return seal(self.key, rid, json.dumps(payload).encode())
+
+    def _put(self, rid: str, payload: dict) -> None:
+        sealed = self._sealed(rid, payload)
+        with self.records.locked(rid, timeout=30.0) as slot:
+            slot.write(sealed, slot.version + 1)
+
+    def _delete(self, rid: str) -> bool:
+        with self.records.locked(rid, timeout=30.0) as slot:
+            existed = slot.data is not None
+            slot.delete()
+        return existed
+
+    def stamp(self, provider: str, name: str) -> object | None:
+        """Changes whenever the connection's record does (None: there is none); cheap, for every request."""
+        return self.records.stamp(_conn_id(provider, name))
+
+    # -- whole records (copies between stores of one key) -------------------
+
+    def record_ids(self) -> list[str]:
+        return self.records.ids()
+
+    def sealed_record(self, rid: str) -> tuple[bytes, dict | None] | None:
+        """A record as stored, and what it holds (None for a default pointer); raises when it does not open."""
+        data = self.records.read(rid)
+        if data is None:
+            return None
+        return data, None if split_id(rid)[0] == "default" else self._open(rid, data)
+
+    def import_record(self, rid: str, data: bytes, payload: dict | None, *, force: bool = False) -> str:
+        """Store a record sealed with this vault's key elsewhere: copied, replaced, same, or kept.
+
+        A connection replaces this vault's copy only when it is newer (its
+        version is higher), other records only with `force`; a copy here
+        that does not open raises and is left alone.
+        """
+        kind = split_id(rid)[0]
+        if kind != "default":
+            self.check_one_key()
+        with self.records.locked(rid, timeout=30.0) as slot:
+            if slot.data == data:
+                return "same"
+            if slot.data is not None and not force:
+                if kind != "connection":
+                    return "kept"
+                ours = self._open(rid, slot.data) or {}
+                if int(ours.get("version") or 0) >= int((payload or {}).get("version") or 0):
+                    return "kept"
+            existed = slot.data is not None
+            version = int((payload or {}).get("version") or 0) if kind == "connection" else slot.version + 1
+            slot.write(data, max(version, 1))
+            return "replaced" if existed else "copied"
 
     # -- connections ---------------------------------------------------------
 
     def get_connection(self, provider: str, name: str = "default") -> Connection | None:
-        data = self._read(self.connection_path(provider, name), _conn_id(provider, name))
+        data = self._read(_conn_id(provider, name))
         return Connection.from_dict(data) if data is not None else None
 
     def update_connection(
@@ -170,27 +197,28 @@ class Vault:
         *,
         timeout: float = 30.0,
     ) -> Connection | None:
-        """Read-modify-write one connection under its cross-process lock.
+        """Read-modify-write one connection under its lock (across processes, and machines for a shared store).
 
         `change` receives the current record (re-read after the lock is held)
         and returns the new one, or the same object to leave it alone, or None
         to delete it. A record that cannot be read raises before `change` runs,
-        so a damaged file is never overwritten.
+        so a damaged record is never overwritten.
         """
-        path = self.connection_path(provider, name)
-        with paths.file_lock(self._lock_path(path), timeout=timeout):
-            current = self.get_connection(provider, name)
+        rid = _conn_id(provider, name)
+        with self.records.locked(rid, timeout=timeout) as slot:
+            data = self._open(rid, slot.data)
+            current = Connection.from_dict(data) if data is not None else None
             updated = change(current)
             if updated is current:
                 return current
             if updated is None:
-                path.unlink(missing_ok=True)
+                slot.delete()
                 return None
             version = current.version if current else 0
             updated = updated.with_changes(
                 provider=provider, name=name, version=version + 1, updated_at=time.time()
             )
-            self._write(path, _conn_id(provider, name), updated.to_dict())
+            slot.write(self._sealed(rid, updated.to_dict()), version + 1)
             return updated
 
     def put_connection(self, connection: Connection) -> Connection:
@@ -199,47 +227,29 @@ class Vault:
         return result
 
     def delete_connection(self, provider: str, name: str = "default") -> bool:
-        path = self.connection_path(provider, name)
-        with paths.file_lock(self._lock_path(path)):
-            existed = path.exists()
-            path.unlink(missing_ok=True)
-        return existed
+        return self._delete(_conn_id(provider, name))
 
     def connection_names(self, provider: str) -> list[str]:
-        directory = self.root / check_provider_name(provider)
-        try:
-            names = os.listdir(directory)
-        except FileNotFoundError:
-            return []
-        return sorted(
-            n[len(CONN_PREFIX) : -len(SUFFIX)]
-            for n in names
-            if n.startswith(CONN_PREFIX) and n.endswith(SUFFIX)
-        )
+        check_provider_name(provider)
+        return sorted(n for kind, p, n in map(split_id, self.records.ids())
+                      if kind == "connection" and p == provider and n and CONNECTION_NAME.match(n))
 
     def default_connection(self, provider: str) -> str:
         """The connection commands use when none is named: the one set with `authsome default`, else "default"."""
-        try:
-            name = self.default_path(provider).read_text().strip()
-        except OSError:
-            return DEFAULT_NAME
+        data = self.records.read(record_id("default", check_provider_name(provider)))
+        name = data.decode(errors="replace").strip() if data else DEFAULT_NAME
         return name if CONNECTION_NAME.match(name) and name in self.connection_names(provider) else DEFAULT_NAME
 
     def set_default_connection(self, provider: str, name: str) -> None:
         check_connection_name(name)
-        path = self.default_path(provider)
-        if name == DEFAULT_NAME:
-            path.unlink(missing_ok=True)
-            return
-        paths.ensure_dir(path.parent)
-        paths.atomic_write(path, name.encode() + b"\n")
+        with self.records.locked(record_id("default", check_provider_name(provider)), timeout=30.0) as slot:
+            if name == DEFAULT_NAME:
+                slot.delete()
+            else:
+                slot.write(name.encode() + b"\n", slot.version + 1)
 
     def providers_with_records(self) -> list[str]:
-        try:
-            entries = os.listdir(self.root)
-        except FileNotFoundError:
-            return []
-        return sorted(e for e in entries if PROVIDER_NAME.match(e) and (self.root / e).is_dir())
+        return sorted({p for _, p, _ in map(split_id, self.records.ids()) if PROVIDER_NAME.match(p)})
 
     def list_connections(self, provider: str | None = None) -> list[ConnectionEntry]:
         """Every stored connection; unreadable ones are reported, not raised."""
@@ -256,44 +266,55 @@ class Vault:
     # -- the confirmed definition ---------------------------------------------
 
     def get_confirmed_definition(self, provider: str) -> dict | None:
-        path = self.definition_path(provider)
-        data = self._read(path, _definition_id(provider))
+        data = self._read(_definition_id(provider))
         return data.get("definition") if data is not None else None
 
     def put_confirmed_definition(self, provider: str, definition: dict) -> None:
-        path = self.definition_path(provider)
-        with paths.file_lock(self._lock_path(path)):
-            self._write(path, _definition_id(provider), {"definition": definition, "confirmed_at": time.time()})
+        self._put(_definition_id(provider), {"definition": definition, "confirmed_at": time.time()})
 
     def delete_confirmed_definition(self, provider: str) -> None:
-        self.definition_path(provider).unlink(missing_ok=True)
+        self._delete(_definition_id(provider))
 
     # -- client credentials --------------------------------------------------
 
     def get_client(self, provider: str) -> ClientCredentials | None:
-        data = self._read(self.client_path(provider), _client_id(provider))
+        data = self._read(_client_id(provider))
         return ClientCredentials.from_dict(data) if data is not None else None
 
     def put_client(self, client: ClientCredentials) -> None:
-        path = self.client_path(client.provider)
-        with paths.file_lock(self._lock_path(path)):
-            self._write(path, _client_id(client.provider), client.to_dict())
+        self._put(_client_id(client.provider), client.to_dict())
 
     def delete_client(self, provider: str) -> bool:
-        path = self.client_path(provider)
-        with paths.file_lock(self._lock_path(path)):
-            existed = path.exists()
-            path.unlink(missing_ok=True)
-        return existed
+        return self._delete(_client_id(provider))
+
+
+def store_url(home: Path) -> str | None:
+    """The shared store this home uses: AUTHSOME_STORE, else the URL saved in the home, else None (its files)."""
+    url = os.environ.get(STORE_ENV)
+    if url is None:
+        try:
+            url = (home / STORE_FILE).read_text().strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise VaultError(f"Cannot read {home / STORE_FILE}: {exc.strerror}.",
+                             "check its owner and mode, or remove it to use this machine's own files") from None
+    url = url.strip()
+    if url in ("", "local", "files"):
+        return None
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise UsageError(f"{STORE_ENV} must be a postgresql:// URL (or 'local'), not {given(url.split(':')[0])}.",
+                         "for example AUTHSOME_STORE=postgresql://authsome@db.internal/authsome")
+    return url
 
 
 def _definition_id(provider: str) -> str:
-    return f"definition:{provider}"
+    return record_id("definition", check_provider_name(provider))
 
 
 def _conn_id(provider: str, name: str) -> str:
-    return f"connection:{provider}/{name}"
+    return record_id("connection", check_provider_name(provider), check_connection_name(name))
 
 
 def _client_id(provider: str) -> str:
-    return f"client:{provider}"
+    return record_id("client", check_provider_name(provider))

@@ -1,0 +1,138 @@
+"""Where a home's records live, and moving them: `authsome store use | init | status | push | pull`.
+
+The service layer over `authsome.vault`: the local files of the home are
+the default store; a shared PostgreSQL store is chosen with AUTHSOME_STORE or
+saved in the home (`use`). Both hold the same sealed records under the same
+master key, so copying between them moves ciphertext and never decrypts for
+the server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from authsome import paths
+from authsome.errors import UsageError, VaultCorrupt, VaultError, WrongKey
+from authsome.vault import Vault
+from authsome.vault.crypto import load_master_key
+from authsome.vault.records import split_id
+from authsome.vault.store import STORE_ENV, STORE_FILE, store_url
+
+NO_STORE_HINT = "choose one first: `authsome store use postgresql://USER@HOST/DB`, or set AUTHSOME_STORE"
+
+
+def use(home: Path, url: str) -> str | None:
+    """Save the store this home uses (`local`: its own files again). Returns the URL as shown, or None."""
+    url = url.strip()
+    if url in ("local", "files"):
+        (home / STORE_FILE).unlink(missing_ok=True)
+        return None
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise UsageError("A store is a postgresql:// URL, or `local` for this home's own files.",
+                         "for example: authsome store use postgresql://authsome@db.internal/authsome")
+    from authsome.vault import postgres
+
+    if postgres.has_password(url):
+        raise UsageError(
+            "The URL holds a password: on a command line every process can read it, and saved it would sit "
+            "in a file outside the vault.",
+            "give it to PostgreSQL's client instead (~/.pgpass, PGPASSFILE or PGPASSWORD), or put the whole URL "
+            "in AUTHSOME_STORE (a CI secret)")
+    paths.write_private(home / STORE_FILE, url.encode() + b"\n")
+    return postgres.redacted(url)
+
+
+def shared(home: Path) -> Vault:
+    """The home's shared store, or a UsageError when it has none."""
+    if store_url(home) is None:
+        raise UsageError("This home keeps its records in its own files; no shared store is chosen.", NO_STORE_HINT)
+    return Vault.for_home(home)
+
+
+def init(vault: Vault) -> tuple[int, bool]:
+    return vault.records.init()  # type: ignore[attr-defined]
+
+
+@dataclass
+class Status:
+    location: str
+    shared: bool
+    source: str  # where the choice came from: AUTHSOME_STORE, the home's store file, or the default
+    schema: int | None = None
+    problem: dict | None = None  # the store could not be used: the error
+    counts: dict[str, int] = field(default_factory=dict)
+    key: dict | None = None
+    opens: int = 0
+    foreign: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    unused_local: int = 0  # records in the home's files, not used while a shared store is chosen
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def status(home: Path) -> Status:
+    import os
+
+    vault = Vault.for_home(home)
+    source = STORE_ENV if STORE_ENV in os.environ else (str(home / STORE_FILE) if (home / STORE_FILE).exists()
+                                                         else "default")
+    out = Status(vault.records.location, vault.records.shared, source)
+    if vault.records.shared:
+        out.unused_local = len(Vault(home / "vault").record_ids())
+    try:
+        if vault.records.shared:
+            out.schema = vault.records.schema_version()  # type: ignore[attr-defined]
+            if out.schema is None:
+                return out
+        ids = vault.record_ids()
+        for rid in ids:
+            kind = split_id(rid)[0]
+            out.counts[kind] = out.counts.get(kind, 0) + 1
+        sealed = [rid for rid in ids if split_id(rid)[0] != "default"]
+        if not sealed and not (home / "master.key").exists() and "AUTHSOME_MASTER_KEY" not in os.environ:
+            return out  # no key yet, and nothing a key would have to open
+        key = vault.key
+        out.key = {"source": key.source, "location": key.location, "id": key.kid}
+        for rid in sealed:
+            try:
+                vault.sealed_record(rid)
+                out.opens += 1
+            except WrongKey:
+                out.foreign.append(rid)
+            except VaultCorrupt:
+                out.unreadable.append(rid)
+    except VaultError as exc:
+        out.problem = exc.to_dict()
+    return out
+
+
+@dataclass
+class Copied:
+    rid: str
+    outcome: str  # copied, replaced, same, kept, or the error code that kept it from being copied
+    detail: str | None = None
+
+
+def copy(home: Path, *, to_shared: bool, force: bool = False) -> list[Copied]:
+    """Copy every record between the home's files and its shared store (`to_shared`: push, else pull)."""
+    local, remote = Vault(home / "vault"), shared(home)
+    src, dst = (local, remote) if to_shared else (remote, local)
+    ids = src.record_ids()
+    # One key for both: the one this home has, made only when neither side holds a record.
+    key = load_master_key(home, may_create=not ids and not dst.record_ids())
+    src, dst = Vault(src.root, key, src.records), Vault(dst.root, key, dst.records)
+    if ids:
+        dst.check_one_key()  # a store under another key gets nothing: it would hold two
+    out = []
+    for rid in ids:
+        try:
+            record = src.sealed_record(rid)
+            if record is None:
+                continue
+            out.append(Copied(rid, dst.import_record(rid, *record, force=force)))
+        except (WrongKey, VaultCorrupt) as exc:
+            out.append(Copied(rid, exc.code, exc.message))
+    return out

@@ -1,0 +1,286 @@
+"""A team's shared store: several "machines" (homes) on one real PostgreSQL, one master key.
+
+The cluster is started once per session (tests/support/postgres.py); each test
+gets its own database. The X stand-in (oidc-provider) rotates refresh tokens
+and revokes the whole grant when an old one comes back, so a second refresh
+of the same token anywhere would show up as a failed request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from authsome.vault import Vault
+from tests.conftest import AUTHSOME, X_HOSTS, run_cli
+from tests.support.postgres import Postgres, binaries
+
+pytestmark = pytest.mark.slow
+ME = "https://api.twitter.com/2/users/me"
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    if binaries() is None:
+        pytest.fail("PostgreSQL is not installed: run `bash scripts/setup`")
+    with Postgres.start(tmp_path_factory.mktemp("pg")) as pg:
+        yield pg
+    # a server left running by a failed test is stopped by __exit__
+
+
+@pytest.fixture
+def store(postgres, request, monkeypatch, master_key) -> str:
+    """A fresh database with authsome's tables; this test's own home (machine A) uses it."""
+    if postgres.sql("SELECT 1") != [(1,)]:  # a test may have stopped it
+        postgres.start_again()
+    url = postgres.create_database(f"t{abs(hash(request.node.nodeid)) % 10**8}")
+    monkeypatch.setenv("AUTHSOME_STORE", url)
+    assert run_cli(["store", "init"]).code == 0
+    return url
+
+
+@pytest.fixture
+def machine(tmp_path, store, master_key, trusting_env):
+    """The environment of another machine: its own home, the same store and key."""
+    def make(name: str, **extra: str) -> dict:
+        return {**trusting_env, "AUTHSOME_HOME": str(tmp_path / name), "AUTHSOME_STORE": store,
+                "AUTHSOME_MASTER_KEY": master_key, **extra}
+    return make
+
+
+def resolve_args(oauth) -> list[str]:
+    return [a for host in X_HOSTS for a in ("--resolve", f"{host}:443:127.0.0.1:{oauth.port}")]
+
+
+def curl_me(oauth) -> list[str]:
+    return ["run", *resolve_args(oauth), "--", "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", ME]
+
+
+def secrets_of(vault: Vault, master_key: str) -> list[str]:
+    conn, client = vault.get_connection("x"), vault.get_client("x")
+    return [conn.access_token, conn.refresh_token, client.client_secret, master_key]
+
+
+# -- the commands -----------------------------------------------------------------------------------------------------
+
+def test_a_team_moves_its_records_into_the_store_and_every_machine_uses_them(
+        oauth, connect_x, postgres, master_key, tmp_path, trusting_env, monkeypatch):
+    monkeypatch.delenv("AUTHSOME_STORE", raising=False)
+    issued = connect_x()  # logged in on machine A, in its own files
+    url = postgres.create_database("team")
+
+    used = run_cli(["store", "use", url])
+    assert used.code == 0 and "authsome store init" in used.err, used.err
+    assert run_cli(["store", "status"]).code == 5  # no tables yet: said, exit 5
+    first, again = run_cli(["store", "init"]), run_cli(["store", "init"])
+    assert (first.code, again.code) == (0, 0) and "created" in first.err and "checked" in again.err
+    pushed = run_cli(["store", "push", "--json"])
+    assert pushed.code == 0, pushed.err
+    assert {(r["rid"], r["outcome"]) for r in json.loads(pushed.out)} == {("connection:x/default", "copied"),
+                                                                          ("client:x", "copied")}
+    assert json.loads(run_cli(["store", "push", "--json"]).out)[0]["outcome"] == "same"
+    status = json.loads(run_cli(["store", "status", "--json"]).out)
+    assert status["shared"] and status["schema"] == 1 and status["opens"] == 2 and not status["foreign"]
+    assert "@" in status["location"] and status["location"].startswith("postgresql://postgres@127.0.0.1:")
+
+    b = {**trusting_env, "AUTHSOME_HOME": str(tmp_path / "b"), "AUTHSOME_STORE": url, "AUTHSOME_MASTER_KEY": master_key}
+    assert run_cli(["get", "x", "--field", "status"], env=b).out == "connected\n"
+    r = run_cli(curl_me(oauth), env=b)
+    assert r.out == "200", r.err
+    assert oauth.stats()["api_authorization_headers"] == [f"Bearer {issued['access_token']}"]
+
+    c = {**b, "AUTHSOME_HOME": str(tmp_path / "c")}
+    pulled = run_cli(["store", "pull"], env=c)
+    assert pulled.code == 0 and "copied     connection:x/default" in pulled.out, pulled.err
+    assert run_cli(["get", "x", "--field", "status"], env={**c, "AUTHSOME_STORE": "local"}).out == "connected\n"
+
+    dump = postgres.dump("team")
+    assert "connection:x/default" in dump
+    for secret in (issued["access_token"], issued["refresh_token"], "basic-secret", master_key):
+        assert secret not in dump
+
+    assert run_cli(["store", "use", "local"]).code == 0
+    assert json.loads(run_cli(["store", "status", "--json"]).out)["shared"] is False
+
+
+def test_store_use_never_takes_a_password_or_another_kind_of_url(cli, postgres):
+    with_password = postgres.url("team").replace("postgres@", "postgres:hunter2-Secret@")
+    r = cli(["store", "use", with_password])
+    assert r.code == 2 and "password" in r.err and "hunter2" not in r.both
+    assert cli(["store", "use", "mysql://db/x"]).code == 2
+    assert cli(["store", "status"], env={"AUTHSOME_STORE": "sqlite:///x"}).code == 2
+    inside = cli(["store", "use", postgres.url()], env={"AUTHSOME_RUN": "1"})
+    assert inside.code == 2 and "refused inside `authsome run`" in inside.err
+
+
+def test_the_child_never_sees_the_store_url(store, connect_x, trusting_env):
+    connect_x()
+    secret_url = store.replace("postgres@", "postgres:pw-Not-For-The-Child@")  # trust auth ignores it
+    r = run_cli(["run", "--", "sh", "-c", "env; cat /proc/$PPID/environ | tr '\\0' '\\n'"],
+                env={**trusting_env, "AUTHSOME_STORE": secret_url})
+    assert r.code == 0, r.err
+    assert "pw-Not-For-The-Child" not in r.out + r.err
+    assert "AUTHSOME_STORE=postgresql" not in r.out  # not in its environment; in its parent's, emptied
+
+
+# -- exactly one refresh across machines ------------------------------------------------------------------------------
+
+@pytest.mark.invariant
+def test_ten_runs_on_two_machines_with_a_dead_token_refresh_once_and_all_succeed(
+        oauth, connect_x, machine, postgres, master_key, store):
+    issued = connect_x(revoke_access=True)  # the API refuses it: every run gets a 401 first
+    homes = [machine("a"), machine("b")]
+    procs = [subprocess.Popen([*AUTHSOME, *curl_me(oauth)], env={**os.environ, **homes[i % 2]},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(10)]
+    results = [p.communicate(timeout=180) for p in procs]
+    assert [out for out, _ in results] == ["200"] * 10, [err for _, err in results]
+    assert oauth.stats()["grants"]["refresh_token"] == {"success": 1, "error": 0, "errors": {}}
+    stored = Vault.open().get_connection("x")
+    assert stored.version == 2 and stored.refresh_token != issued["refresh_token"]
+    dump = postgres.dump(store.rsplit("/", 1)[1])
+    for secret in [*secrets_of(Vault.open(), master_key), issued["access_token"], issued["refresh_token"]]:
+        assert secret not in dump
+
+
+@pytest.mark.invariant
+def test_a_refresher_killed_inside_the_transaction_does_not_block_the_others(oauth, connect_x, machine, postgres):
+    connect_x(revoke_access=True)
+    oauth.delay_token_endpoint(5000)
+    a = subprocess.Popen([*AUTHSOME, *curl_me(oauth)], env={**os.environ, **machine("a")},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while oauth.token_requests_waiting() == 0:  # machine A holds the record's lock across the token call
+        assert time.monotonic() < deadline and a.poll() is None
+        time.sleep(0.05)
+    assert postgres.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")[0][0] == 1
+    a.send_signal(signal.SIGKILL)
+    a.wait(timeout=10)
+    oauth.delay_token_endpoint(0)
+    while postgres.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")[0][0]:
+        assert time.monotonic() < deadline, "the killed holder's lock was never released"
+        time.sleep(0.05)
+    r = run_cli(curl_me(oauth), env=machine("b"), timeout=60)
+    assert r.out == "200", r.err
+    assert oauth.stats()["grants"]["refresh_token"]["success"] == 1
+    assert Vault.open().get_connection("x").state == "connected"
+
+
+# -- running proxies follow -------------------------------------------------------------------------------------------
+
+FOLLOWER = '''
+curl -sS -o /dev/null -w '%{{http_code}}\\n' {me}
+while [ ! -e {flag} ]; do sleep 0.05; done; sleep 0.5
+curl -sS -o /dev/null -w '%{{http_code}}\\n' {me}
+'''
+
+
+def _wait_for(predicate, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("drop_listener", [False, True], ids=["notified", "listener-dropped"])
+def test_a_proxy_on_one_machine_uses_the_token_another_machine_refreshed(
+        oauth, connect_x, machine, postgres, tmp_path, drop_listener, x_env, monkeypatch):
+    from authsome.flows.refresh import refresh
+    from authsome.providers import Registry
+
+    issued = connect_x()
+    flag = tmp_path / "go"
+    b = subprocess.Popen([*AUTHSOME, "run", *resolve_args(oauth), "--", "sh", "-c", FOLLOWER.format(me=ME, flag=flag)],
+                         env={**os.environ, **machine("b")}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: oauth.stats()["api_authorization_headers"], "machine B's first request")
+    if drop_listener:  # notifications sent while B listens nowhere are lost: B reads every revision again
+        postgres.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'authsome-watch'")
+    from authsome import resolve
+
+    for name, value in x_env.items():  # machine A: this process
+        monkeypatch.setenv(name, value)
+    resolve.install(resolve.from_env())
+    vault = Vault.open()
+    new = refresh(vault, Registry().get("x"), "default", stale_version=vault.get_connection("x").version)
+    flag.touch()
+    out, err = b.communicate(timeout=60)
+    assert out.split() == ["200", "200"], err
+    assert oauth.stats()["api_authorization_headers"] == [f"Bearer {issued['access_token']}",
+                                                          f"Bearer {new.access_token}"]
+    assert oauth.stats()["grants"]["refresh_token"]["success"] == 1  # B used A's refresh, made none
+
+
+# -- failures ---------------------------------------------------------------------------------------------------------
+
+def test_the_database_stopped_mid_run_gives_clear_errors_and_loses_nothing(
+        oauth, connect_x, machine, postgres, tmp_path, cli):
+    connect_x(expires_in=30)  # inside the 60 s refresh leeway: the proxy wants to refresh it
+    before = Vault.open().get_connection("x")
+    flag = tmp_path / "go"
+    child = f"while [ ! -e {flag} ]; do sleep 0.05; done; curl -sS -o /dev/null -w '%{{http_code}}' {ME}"
+    b = subprocess.Popen([*AUTHSOME, "run", *resolve_args(oauth), "--", "sh", "-c", child],
+                         env={**os.environ, **machine("b")}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: postgres.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'authsome-watch'")
+              [0][0] == 1, "machine B's proxy to listen")
+    postgres.stop()
+    try:
+        flag.touch()
+        out, err = b.communicate(timeout=60)
+        assert out == "200", err  # the token it holds still works, and it said why it did not refresh
+        assert "cannot refresh yet" in err and "cannot be used" in err
+        assert oauth.stats()["api_authorization_headers"] == [f"Bearer {before.access_token}"]
+        for args in (["get", "x", "--field", "status"], ["store", "status"], ["login", "x", "--force"],
+                     ["logout", "x"]):
+            r = cli(args, env={"CI": "true"})
+            assert r.code == 5, (args, r.both)
+            assert "cannot be used" in r.both and "Traceback" not in r.both
+        broken = cli(["run", "--", "true"])
+        assert broken.code == 5 and "cannot be used" in broken.err
+    finally:
+        postgres.start_again()
+    after = Vault.open().get_connection("x")
+    assert after == before  # nothing lost, nothing half-written
+    assert cli(["get", "x", "--field", "status"]).out == "connected\n"
+
+
+@pytest.mark.invariant
+def test_a_machine_with_another_key_is_told_and_overwrites_nothing(connect_x, machine, postgres, store, cli):
+    import base64
+
+    connect_x()
+    database = store.rsplit("/", 1)[1]
+    rows = "SELECT id, version, revision, data, updated_at FROM authsome_records ORDER BY id"
+    before = postgres.sql(rows, database)
+    other = machine("other", AUTHSOME_MASTER_KEY=base64.b64encode(os.urandom(32)).decode())
+    got = cli(["get", "x", "--field", "status"], env=other)
+    assert got.code == 5 and "different master key" in got.err
+    status = cli(["store", "status", "--json"], env=other)
+    assert status.code == 5 and json.loads(status.out)["foreign"] == ["client:x", "connection:x/default"]
+    for args in (["logout", "x"], ["run", "--", "true"]):
+        r = cli(args, env=other)
+        assert r.code == 5, (args, r.both)
+    from authsome.models import Connection
+    from authsome.vault import MasterKey
+
+    # Records of its own, sealed with its key, pushed into the team's store: refused, all of them.
+    key = MasterKey(base64.b64decode(other["AUTHSOME_MASTER_KEY"]), "env", "AUTHSOME_MASTER_KEY")
+    Vault(Path(other["AUTHSOME_HOME"]) / "vault", key=key).put_connection(Connection(provider="x", name="mine",
+                                                                                     access_token="t"))
+    pushed = cli(["store", "push"], env=other)
+    assert pushed.code == 5 and "another master key" in pushed.err, pushed.both
+    assert postgres.sql(rows, database) == before
+
+
+def test_help_and_the_local_vault_never_import_the_database_driver(home):
+    import sys
+
+    code = ("import sys\nfrom authsome.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "assert 'psycopg' not in sys.modules, 'psycopg imported'\nprint('checked')")
+    for args in (["--help"], ["list"], ["get", "x", "--field", "status"]):
+        r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+        assert r.stdout.endswith("checked\n") and "psycopg imported" not in r.stderr, (args, r.stderr)
