@@ -31,7 +31,7 @@ def home() -> Path:
 
 HOME_HINT = "point AUTHSOME_HOME at a directory of your own (it is created 0700), or unset it for ~/.authsome"
 # What a home holds; a loose directory with anything else in it is not authsome's to tighten.
-HOME_ENTRIES = {"providers", "vault", "master.key", ".master-key.lock", "audit.log", "audit.log.1", "runs", "cache", "output", "store"}
+HOME_ENTRIES = {"providers", "vault", "master.key", ".master-key.lock", "audit.log", "audit.log.1", "runs", "cache", "output", "store", "master.key.new"}
 
 
 def ensure_dir(path: Path) -> Path:

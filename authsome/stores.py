@@ -136,3 +136,30 @@ def copy(home: Path, *, to_shared: bool, force: bool = False) -> list[Copied]:
         except (WrongKey, VaultCorrupt) as exc:
             out.append(Copied(rid, exc.code, exc.message))
     return out
+
+
+def rekey(home: Path) -> tuple[int, str, str | None]:
+    """Seal every record of the home's store with a new master key, then make it the home's key.
+
+    Returns (records re-sealed, where the key now is, the new key when only
+    the user can put it in place: AUTHSOME_MASTER_KEY, or other machines of a
+    shared store). The new key is saved in the home before the first record
+    changes, so an interrupted rotation is finished by running it again.
+    """
+    from authsome.vault import crypto
+
+    vault = Vault.for_home(home)
+    old = vault.key
+    if not vault.record_ids() and old.source != "env":
+        raise UsageError("The store holds no records yet: there is nothing to seal with a new key.",
+                         "a key can be rotated once there are records")
+    new = crypto.pending_key(home)
+    count = 0
+    for _ in range(3):  # again, for records another machine wrote with the old key meanwhile
+        changed = sum(vault.reseal(rid, new) for rid in vault.record_ids())
+        count += changed
+        if not changed:
+            break
+    where = crypto.install_key(home, old, new)
+    shown = crypto.encoded(new) if where == crypto.KEY_ENV or vault.records.shared else None
+    return count, where, shown

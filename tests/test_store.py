@@ -284,3 +284,40 @@ def test_help_and_the_local_vault_never_import_the_database_driver(home):
     for args in (["--help"], ["list"], ["get", "x", "--field", "status"]):
         r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
         assert r.stdout.endswith("checked\n") and "psycopg imported" not in r.stderr, (args, r.stderr)
+
+
+# -- rotating the master key ------------------------------------------------------------------------------------------
+
+def test_rotating_the_master_key_reseals_every_record_and_machines_on_the_old_key_change_nothing(
+        connect_x, machine, postgres, store, master_key, cli, home):
+    issued = connect_x()
+    database = store.rsplit("/", 1)[1]
+    versions = "SELECT id, version FROM authsome_records ORDER BY id"
+    before = postgres.sql(versions, database)
+    r = cli(["store", "rekey"])  # machine A, its key from AUTHSOME_MASTER_KEY: the new one is printed
+    assert r.code == 0 and "sealed 2 record(s)" in r.err, r.both
+    new_key = r.out.strip().removeprefix("AUTHSOME_MASTER_KEY=")
+    assert new_key != master_key and len(r.out.splitlines()) == 1
+    assert (home / "master.key.new").read_text().strip() == new_key  # until the user has put it in place
+
+    old = cli(["get", "x", "--field", "status"], env=machine("b"))
+    assert old.code == 5 and "different master key" in old.err
+    assert cli(["run", "--", "true"], env=machine("b")).code == 5
+    assert cli(["get", "x", "--field", "status"], env=machine("c", AUTHSOME_MASTER_KEY=new_key)).out == "connected\n"
+    assert postgres.sql(versions, database) == before  # the same records, only sealed anew
+    dump = postgres.dump(database)
+    for secret in (master_key, new_key, issued["access_token"], issued["refresh_token"], "basic-secret"):
+        assert secret not in dump
+
+
+def test_rotating_a_key_kept_in_the_key_file_replaces_the_file(home, monkeypatch, cli):
+    from authsome.models import Connection
+
+    monkeypatch.delenv("AUTHSOME_STORE", raising=False)
+    Vault.open().put_connection(Connection(provider="x", access_token="t-" + "7" * 30))
+    old_key = (home / "master.key").read_text()
+    r = cli(["store", "rekey"])
+    assert r.code == 0 and r.out == "" and "master.key" in r.err, r.both  # nothing printed: the file holds it
+    assert (home / "master.key").read_text() != old_key and not (home / "master.key.new").exists()
+    assert oct((home / "master.key").stat().st_mode & 0o777) == "0o600"
+    assert Vault.open().get_connection("x").access_token == "t-" + "7" * 30

@@ -14,6 +14,7 @@ examples:
   authsome store push                     # copy this home's records into it
   authsome store status                   # where records live, and whether this key opens them
   authsome store use local                # back to this home's own files
+  authsome store rekey                    # rotate the master key (prints it when others need it)
 
 in CI, two secrets and no `store use`:
   AUTHSOME_STORE=postgresql://ci:PASSWORD@db.internal/authsome
@@ -66,6 +67,15 @@ def register(sub) -> None:
         c.add_argument("--force", action="store_true", help="replace records that differ, even newer connections")
         add_json(c)
         c.set_defaults(func=cmd_copy, to_shared=to_shared)
+    r = store.add_parser(
+        "rekey", help="rotate the master key: seal every record of the store with a new one",
+        description="Seal every record of the store in use with a new master key, then put the new key where\n"
+        "this machine's key came from (the key file or the OS keyring). With AUTHSOME_MASTER_KEY, or a shared\n"
+        "store, the new key is printed once (AUTHSOME_MASTER_KEY=...) for you to put in place on every machine\n"
+        "and in the CI secret store: machines still on the old key get a clear error and change nothing.\n"
+        "Interrupted, it finishes when run again (the new key waits in master.key.new meanwhile).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.set_defaults(func=cmd_rekey)
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
 
@@ -157,3 +167,24 @@ def cmd_copy(args) -> int:
     if not results:
         render.note("nothing to copy")
     return 5 if failed else 0
+
+
+def cmd_rekey(args) -> int:
+    import sys
+
+    from authsome import stores
+
+    refuse_inside_run("`authsome store rekey`")
+    count, where, shown = stores.rekey(_home())
+    if shown is not None:
+        render.out(f"AUTHSOME_MASTER_KEY={shown}")
+        sys.stdout.flush()
+    render.note(f"sealed {count} record(s) with the new master key")
+    if where == "AUTHSOME_MASTER_KEY":
+        render.note("set AUTHSOME_MASTER_KEY to the new key (printed above) wherever it was set; until then it "
+                    "also waits in master.key.new in this home, which you delete once it is in place")
+    else:
+        render.note(f"this machine's key is now in {where}")
+    if shown is not None and where != "AUTHSOME_MASTER_KEY":
+        render.note("every other machine and CI job using this store needs the new key (printed above)")
+    return 0

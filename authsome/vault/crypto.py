@@ -198,6 +198,39 @@ def _create_key_file(path: Path, encoded: str) -> bytes:
     return _read_key_file(path)
 
 
+PENDING_FILE = "master.key.new"  # a rotation's new key, until every record is sealed with it
+
+
+def pending_key(home: Path) -> MasterKey:
+    """The key a rotation seals with: the one an interrupted rotation left, else a new one (saved first)."""
+    path = home / PENDING_FILE
+    if not path.exists():
+        _create_key_file(path, base64.b64encode(secrets.token_bytes(32)).decode())
+    return MasterKey(_read_key_file(path), "file", str(path))
+
+
+def install_key(home: Path, old: MasterKey, new: MasterKey) -> str:
+    """Make `new` this home's key where `old` came from; returns where it now is (env: nowhere, say so)."""
+    if old.source == "keyring":
+        backend = _usable_keyring()
+        if backend is None:
+            raise KeyMissing("The OS keyring that held the master key is not usable now.",
+                             f"the new key is in {home / PENDING_FILE}; keep it safe, then set {KEY_ENV} to it")
+        backend.set_password(KEYRING_SERVICE, str(home.resolve()), base64.b64encode(new.key).decode())
+        where = f"keyring:{KEYRING_SERVICE}"
+    elif old.source == "file":
+        paths.atomic_write(home / KEY_FILE, base64.b64encode(new.key).decode().encode() + b"\n")
+        where = str(home / KEY_FILE)
+    else:
+        return KEY_ENV  # the caller prints it: only the user can change the environment
+    (home / PENDING_FILE).unlink(missing_ok=True)
+    return where
+
+
+def encoded(key: MasterKey) -> str:
+    return base64.b64encode(key.key).decode()
+
+
 def seal(key: MasterKey, record_id: str, plaintext: bytes) -> bytes:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 

@@ -183,6 +183,17 @@ class Vault:
             slot.write(data, max(version, 1))
             return "replaced" if existed else "copied"
 
+    def reseal(self, rid: str, new: MasterKey) -> bool:
+        """Seal one record with `new` under its lock (False: nothing to do); it must open with this vault's key."""
+        if split_id(rid)[0] == "default":
+            return False
+        with self.records.locked(rid, timeout=30.0) as slot:
+            if slot.data is None or sealed_kid(slot.data) == new.kid:
+                return False
+            plaintext = open_sealed(self.key, rid, slot.data, self.records.describe(rid))
+            slot.write(seal(new, rid, plaintext), slot.version)
+            return True
+
     # -- connections ---------------------------------------------------------
 
     def get_connection(self, provider: str, name: str = "default") -> Connection | None:
