@@ -15,6 +15,7 @@ import asyncio
 import functools
 import logging
 import os
+import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ log = logging.getLogger("authsome.proxy")
 # flow.metadata key under which the addons record their decisions (never secrets).
 META = injection.FLOW_META
 INJECTED_MARK = ":key:"  # flow.marked of a request that left with a credential (a key in the flow list)
+STORE_RETRY = 5.0  # seconds a refresh is not tried again after the shared store could not be reached
 CONNECT_WAIT = 5.0  # seconds a proxy with a shared store waits at start until it follows other machines' writes
 
 
@@ -62,6 +64,7 @@ class Runtime:
     # flow -> every secret value written on the wire for it (all attempts), for Scrub.
     written: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
     values_cache: dict = field(default_factory=dict)  # binding key -> (record identity, its wire values)
+    store_failures: dict = field(default_factory=dict)  # binding key -> (retry after, the store's error)
 
     def binding_for(self, key: str | None) -> Binding | None:
         return next((b for b in self.bindings if b.key == key), None)
@@ -72,12 +75,20 @@ class Runtime:
         Both the early refresh (Inject) and the 401 retry (Refresh) come here,
         so they share one lock; across processes the vault's lock takes over.
         """
+        from authsome.errors import StoreUnavailable
         from authsome.flows.refresh import refresh
 
         lock = self.refresh_locks.setdefault(binding.key, asyncio.Lock())
         async with lock:
-            return await asyncio.to_thread(refresh, self.vault, binding.provider, binding.connection,
-                                           stale_version=stale_version, leeway=leeway)
+            failed = self.store_failures.get(binding.key)
+            if failed is not None and time.monotonic() < failed[0]:
+                raise failed[1]  # the store was away a moment ago: requests do not each wait to find out again
+            try:
+                return await asyncio.to_thread(refresh, self.vault, binding.provider, binding.connection,
+                                               stale_version=stale_version, leeway=leeway)
+            except StoreUnavailable as exc:
+                self.store_failures[binding.key] = (time.monotonic() + STORE_RETRY, exc)
+                raise
 
     def source(self, binding: Binding) -> CredentialSource:
         if binding.key not in self.sources:
@@ -124,8 +135,12 @@ class Runtime:
         out = frozenset(self.written.get(flow, ()))
         binding = self.binding_for((flow.metadata.get(META) or {}).get("tunnel_binding"))
         if binding is not None:
+            source = self.source(binding)
             try:
-                out |= self._current_values(binding, self.source(binding).current())
+                # On the event loop: never a query to a shared store here, only what is held.
+                conn = source.unchanged() or (source.held() if self.vault.records.shared else source.current())
+                if conn is not None:
+                    out |= self._current_values(binding, conn)
             except Exception:  # an unreadable record: what was sent is still scrubbed
                 pass
         return out

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from authsome.errors import HandedToCI, NotConnected, UsageError
+from authsome.errors import HandedToCI, NotConnected, StoreUnavailable, UsageError
 from authsome.models import Connection, Provider
 from authsome.providers import Registry, deployment, trust
 from authsome.providers.routes import (
@@ -212,11 +212,21 @@ class CredentialSource:
         seen = self._seen  # (stamp, record), replaced whole by `current`: never one without the other
         return seen[1] if seen is not None and seen[0] == stamp else None
 
+    def held(self) -> Connection | None:
+        """The record read last, changed since or not (no I/O)."""
+        seen = self._seen
+        return seen[1] if seen is not None else None
+
     def current(self) -> Connection:
         stamp = self._stamp()
         with self._lock:
             if self._seen is None or self._seen[0] != stamp:
-                record = self.vault.get_connection(self.provider, self.connection)
+                try:
+                    record = self.vault.get_connection(self.provider, self.connection)
+                except StoreUnavailable:
+                    if self._seen is not None and not self._seen[1].is_expired():
+                        return self._seen[1]  # the shared store is away: the token held works until it expires
+                    raise
                 if record is None:
                     raise NotConnected(self.provider, self.connection)
                 self._seen = (stamp, record)

@@ -212,6 +212,18 @@ class VaultLocked(VaultError):
     code = "vault_locked"
 
 
+class StoreUnavailable(VaultError):
+    """The shared store cannot be reached or used right now; nothing was changed."""
+
+    code = "store_unavailable"
+
+
+class StoreNotReady(VaultError):
+    """The shared store has no tables yet (or newer ones than this authsome knows)."""
+
+    code = "store_not_ready"
+
+
 class LoginError(AuthsomeError):
     exit_code = ExitCode.LOGIN
     code = "login_error"

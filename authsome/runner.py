@@ -204,6 +204,8 @@ def secret_env_names(bindings: Sequence[Binding], parent_env: Mapping[str, str])
 
     names = {"AUTHSOME_MASTER_KEY", "AUTHSOME_BUNDLE", "AUTHSOME_STORE"}  # the store's URL may hold a password
     names |= {n for n in parent_env if n.endswith(CLIENT_SECRET_SUFFIX)}
+    if "AUTHSOME_STORE" in parent_env or (paths.home() / "store").exists():
+        names.add("PGPASSWORD")  # the shared store's password, as `authsome store use` suggests giving it
     for b in bindings:
         prefix = env_prefix(b.provider.name)
         names |= {f"{prefix}_CLIENT_ID", f"{prefix}_CLIENT_SECRET"}

@@ -94,7 +94,8 @@ def status(home: Path) -> Status:
         sealed = [rid for rid in ids if split_id(rid)[0] != "default"]
         if not sealed and not (home / "master.key").exists() and "AUTHSOME_MASTER_KEY" not in os.environ:
             return out  # no key yet, and nothing a key would have to open
-        key = vault.key
+        key = load_master_key(home, may_create=False)  # not `vault.key`: that refuses another key before listing
+        vault = Vault(vault.root, key, vault.records)
         out.key = {"source": key.source, "location": key.location, "id": key.kid}
         for rid in sealed:
             try:
@@ -125,6 +126,8 @@ def copy(home: Path, *, to_shared: bool, force: bool = False) -> list[Copied]:
     key = load_master_key(home, may_create=not ids and not dst.record_ids())
     src, dst = Vault(src.root, key, src.records), Vault(dst.root, key, dst.records)
     if ids:
+        if to_shared:
+            remote.records.claim_key(key.kid)  # type: ignore[attr-defined]
         dst.check_one_key()  # a store under another key gets nothing: it would hold two
     out = []
     for rid in ids:
@@ -160,6 +163,8 @@ def rekey(home: Path) -> tuple[int, str, str | None]:
         count += changed
         if not changed:
             break
+    if vault.records.shared:
+        vault.records.set_key(new.kid)  # type: ignore[attr-defined]
     where = crypto.install_key(home, old, new)
     shown = crypto.encoded(new) if where == crypto.KEY_ENV or vault.records.shared else None
     return count, where, shown

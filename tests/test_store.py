@@ -115,6 +115,17 @@ def test_store_use_never_takes_a_password_or_another_kind_of_url(cli, postgres):
     assert r.code == 2 and "password" in r.err and "hunter2" not in r.both
     assert cli(["store", "use", "mysql://db/x"]).code == 2
     assert cli(["store", "status"], env={"AUTHSOME_STORE": "sqlite:///x"}).code == 2
+    for url in (postgres.url("team").replace("postgres@", "ci:S3cr?etPw-9x@"),  # libpq's reading, not urlsplit's
+                postgres.url("team").replace("postgres@", "ci:S3cr#etPw-9x@"),
+                postgres.url("team") + "?pass%77ord=S3cr-etPw-9x"):
+        r = cli(["store", "use", url])
+        assert r.code == 2 and "etPw-9x" not in r.both, r.both
+    broken = cli(["store", "use", "postgresql://ci:S3cretPw-9x@[::1/team"])
+    assert broken.code == 2 and "S3cretPw" not in broken.both and "internal error" not in broken.both
+    for url in (f"postgresql://ci@127.0.0.1:1/team?password=Sec%zzret-9x",
+                f"postgresql://ci:S3cretPw-9x@[::1]x/team?password=S3cretPw-9x"):
+        r = cli(["list"], env={"AUTHSOME_STORE": url})
+        assert r.code in (2, 5) and "9x" not in r.both and "Traceback" not in r.both, r.both
     inside = cli(["store", "use", postgres.url()], env={"AUTHSOME_RUN": "1"})
     assert inside.code == 2 and "refused inside `authsome run`" in inside.err
 
@@ -126,6 +137,9 @@ def test_the_child_never_sees_the_store_url(store, connect_x, trusting_env):
                 env={**trusting_env, "AUTHSOME_STORE": secret_url})
     assert r.code == 0, r.err
     assert "pw-Not-For-The-Child" not in r.out + r.err
+    with_pgpassword = run_cli(["run", "--", "sh", "-c", "echo PGPASSWORD=${PGPASSWORD:-unset}"],
+                              env={**trusting_env, "PGPASSWORD": "pg-Not-For-The-Child"})
+    assert with_pgpassword.out == "PGPASSWORD=unset\n", with_pgpassword.both
     assert "AUTHSOME_STORE=postgresql" not in r.out  # not in its environment; in its parent's, emptied
 
 
@@ -272,7 +286,7 @@ def test_a_machine_with_another_key_is_told_and_overwrites_nothing(connect_x, ma
     Vault(Path(other["AUTHSOME_HOME"]) / "vault", key=key).put_connection(Connection(provider="x", name="mine",
                                                                                      access_token="t"))
     pushed = cli(["store", "push"], env=other)
-    assert pushed.code == 5 and "another master key" in pushed.err, pushed.both
+    assert pushed.code == 5 and "different master key" in pushed.err, pushed.both
     assert postgres.sql(rows, database) == before
 
 
@@ -321,3 +335,44 @@ def test_rotating_a_key_kept_in_the_key_file_replaces_the_file(home, monkeypatch
     assert (home / "master.key").read_text() != old_key and not (home / "master.key.new").exists()
     assert oct((home / "master.key").stat().st_mode & 0o777) == "0o600"
     assert Vault.open().get_connection("x").access_token == "t-" + "7" * 30
+
+
+@pytest.mark.invariant
+def test_a_refresh_whose_connection_is_cut_during_the_token_call_is_still_saved(oauth, connect_x, machine, postgres):
+    """The provider has spent the old refresh token by then: losing the new one would lose the grant."""
+    issued = connect_x(revoke_access=True)
+    oauth.delay_token_endpoint(3000)
+    a = subprocess.Popen([*AUTHSOME, *curl_me(oauth)], env={**os.environ, **machine("a")},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: oauth.token_requests_waiting() > 0, "the token call")
+    cut = postgres.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE application_name = 'authsome' AND state LIKE 'idle in transaction%'")
+    assert cut == [(True,)]  # the lock holder's connection, in the middle of its transaction
+    oauth.delay_token_endpoint(0)
+    out, err = a.communicate(timeout=60)
+    assert out == "200", err
+    assert "saved on a new connection" in err
+    stored = Vault.open().get_connection("x")
+    assert stored.refresh_token != issued["refresh_token"] and stored.state == "connected"
+    assert oauth.stats()["grants"]["refresh_token"] == {"success": 1, "error": 0, "errors": {}}
+    again = run_cli(["get", "x", "--field", "status"], env=machine("b"))
+    assert again.out == "connected\n"
+
+
+def test_two_new_machines_cannot_put_two_keys_into_one_store(machine, cli):
+    import base64
+
+    keys = [base64.b64encode(os.urandom(32)).decode() for _ in range(2)]
+    a, b = (machine(name, AUTHSOME_MASTER_KEY=k) for name, k in zip("ab", keys))
+
+    first = cli(["login", "openai", "--no-browser"], env={**a, "OPENAI_API_KEY": "sk-" + "a" * 40}, input="")
+    second = cli(["login", "openai", "--no-browser"], env={**b, "OPENAI_API_KEY": "sk-" + "b" * 40}, input="")
+    assert first.code == 0, first.both
+    assert second.code == 5 and "different master key" in second.err, second.both
+
+
+def test_a_store_without_the_driver_is_a_clear_error(cli, postgres, tmp_path):
+    blocker = tmp_path / "sitecustomize.py"
+    blocker.write_text("import sys\nsys.modules['psycopg'] = None\n")  # as if the extra were not installed
+    r = cli(["list"], env={"AUTHSOME_STORE": postgres.url(), "PYTHONPATH": f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}"})
+    assert r.code == 5 and "pip install 'authsome[postgres]'" in r.err, r.both

@@ -29,20 +29,24 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from typing import Hashable
-from urllib.parse import unquote, urlsplit
-
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
-from authsome.errors import VaultError, VaultLocked
+from authsome.errors import StoreNotReady, StoreUnavailable, UsageError, VaultLocked, WrongKey
 
 log = logging.getLogger("authsome.store")
 
 SCHEMA_VERSION = 1
 CHANNEL = "authsome_records"
 CONNECT_TIMEOUT = 5  # seconds
+# A peer that vanished (a partition, a host gone) is noticed within seconds, not at TCP's own
+# timeout of minutes; the server ends any statement after a minute.
+SOCKET = {"connect_timeout": CONNECT_TIMEOUT, "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+          "keepalives_count": 3, "tcp_user_timeout": 10_000, "options": "-c statement_timeout=60000"}
 LOCK_TIMEOUT = 30.0
 # Above the token endpoint's own time limit (authsome.flows.oauth_client.TIMEOUT, 30 s): a refresh that
 # got its answer must be able to commit it; a frozen holder is ended after this.
@@ -61,30 +65,37 @@ SCHEMA = [
 ]
 
 
-class StoreUnavailable(VaultError):
-    code = "store_unavailable"
-
-
-class StoreNotReady(VaultError):
-    code = "store_not_ready"
+def parsed(url: str) -> dict[str, str]:
+    """The URL's parameters as libpq reads them (the only reading that counts); a UsageError, never an echo."""
+    try:
+        return conninfo_to_dict(url)
+    except (psycopg.Error, ValueError):
+        raise UsageError("The store URL is not one PostgreSQL can read (not shown: it may hold a password).",
+                         "use postgresql://USER@HOST[:PORT]/DATABASE") from None
 
 
 def redacted(url: str) -> str:
-    """The URL as messages show it: no password, no query (which may carry one)."""
-    parts = urlsplit(url)
-    user = unquote(parts.username or "")
-    host = parts.hostname or "localhost"
+    """The URL as messages show it: user, host, port and database; never a password or other parameters."""
+    params = parsed(url)
+    user, host = params.get("user"), params.get("host") or "localhost"
     host = f"[{host}]" if ":" in host else host
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:  # not a number: libpq will say so when it connects
-        port = ""
-    return f"postgresql://{user + '@' if user else ''}{host}{port}{parts.path or '/'}"
+    port = f":{params['port']}" if params.get("port") else ""
+    return f"postgresql://{user + '@' if user else ''}{host}{port}/{params.get('dbname', '')}"
 
 
 def has_password(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.password is not None or "password=" in parts.query
+    return "password" in parsed(url)
+
+
+def _secret_pieces(url: str) -> list[str]:
+    """Every spelling of the URL's password: as libpq decodes it, and as written (userinfo, query)."""
+    pieces = [parsed(url).get("password") or "", url]
+    rest = url.split("://", 1)[-1]
+    userinfo = rest.rsplit("@", 1)[0] if "@" in rest else ""
+    pieces.append(userinfo.partition(":")[2])
+    for m in re.finditer(r"(?:^|[?&])password=([^&#]*)", rest.partition("?")[2]):
+        pieces.append(m.group(1))
+    return sorted({p for p in pieces if p}, key=len, reverse=True)
 
 
 class PostgresRecords:
@@ -92,7 +103,7 @@ class PostgresRecords:
 
     def __init__(self, url: str):
         self.url = url
-        self.location = redacted(url)
+        self.location = redacted(url)  # a UsageError for a URL libpq cannot read
         self._idle: list[psycopg.Connection] = []
         self._idle_lock = threading.Lock()
         self._watch: _Watcher | None = None
@@ -100,19 +111,16 @@ class PostgresRecords:
 
     # -- connections -----------------------------------------------------------
 
-    def _connect(self) -> psycopg.Connection:
+    def _connect(self, application_name: str = "authsome") -> psycopg.Connection:
         try:
-            conn = psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True,
-                                   application_name="authsome")
+            return psycopg.connect(self.url, autocommit=True, application_name=application_name, **SOCKET)
         except psycopg.Error as exc:
             raise self._unavailable(exc) from None
-        return conn
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailable:
         reason = " ".join(str(exc).split()).rstrip(".?") or type(exc).__name__
-        parts = urlsplit(self.url)
-        if parts.password:
-            reason = reason.replace(parts.password, "***")
+        for piece in _secret_pieces(self.url):
+            reason = reason.replace(piece, "***")
         return StoreUnavailable(
             f"The store {self.location} cannot be used: {reason}.",
             "check that the database is up and reachable from here (`authsome store status`); "
@@ -183,6 +191,22 @@ class PostgresRecords:
             row = conn.execute("SELECT value FROM authsome_meta WHERE key = 'schema_version'").fetchone()
             return int(row[0]) if row else None
 
+    def claim_key(self, kid: str) -> None:
+        """Refuse a master key other than the store's: the first key used with it is the store's key."""
+        with self._session() as conn:
+            conn.execute("INSERT INTO authsome_meta (key, value) VALUES ('key_id', %s) ON CONFLICT (key) DO NOTHING",
+                         (kid,))
+            stored = conn.execute("SELECT value FROM authsome_meta WHERE key = 'key_id'").fetchone()[0]
+        if stored != kid:
+            raise WrongKey(f"The store {self.location} is sealed with a different master key (id {stored}) than "
+                           f"this machine's (id {kid}).",
+                           "use the team's key: set AUTHSOME_MASTER_KEY (or master.key in the home) to it")
+
+    def set_key(self, kid: str) -> None:
+        """A rotation is done: the store's key is now `kid`."""
+        with self._session() as conn:
+            conn.execute("UPDATE authsome_meta SET value = %s WHERE key = 'key_id'", (kid,))
+
     # -- records ---------------------------------------------------------------
 
     def describe(self, rid: str) -> str:
@@ -203,16 +227,51 @@ class PostgresRecords:
 
     @contextlib.contextmanager
     def locked(self, rid: str, timeout: float = LOCK_TIMEOUT) -> Iterator[_Slot]:
-        with self._session() as conn, conn.transaction():
-            conn.execute(f"SET LOCAL lock_timeout = {int(timeout * 1000)}")
-            conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION * 1000}")
-            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (rid,))
-            row = conn.execute("SELECT data, version FROM authsome_records WHERE id = %s FOR UPDATE",
-                               (rid,)).fetchone()
-            slot = _Slot(conn, rid, bytes(row[0]) if row else None, row[1] if row else 0)
-            yield slot
+        """The record under its lock; what the caller writes is applied, announced and committed on the way out.
+
+        A write that the database lost on the way (a restart, a failover, the
+        connection cut while a token call ran) is applied once more on a new
+        connection, if the record is still as it was read: a refresh the provider
+        answered has already spent the old refresh token, so its result is kept
+        if at all possible.
+        """
+        with self._session() as conn:
+            conn.execute("BEGIN")
+            try:
+                conn.execute(f"SET LOCAL lock_timeout = {int(timeout * 1000)}")
+                conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION * 1000}")
+                conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (rid,))
+                row = conn.execute("SELECT data, version FROM authsome_records WHERE id = %s FOR UPDATE",
+                                   (rid,)).fetchone()
+                slot = _Slot(rid, bytes(row[0]) if row else None, row[1] if row else 0)
+                yield slot
+            except BaseException:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            try:
+                slot.apply(conn)
+                conn.execute("COMMIT")
+            except psycopg.OperationalError as exc:
+                if slot.change is None:
+                    raise
+                self._apply_again(slot, exc)
         if slot.revision is not None and self._watch is not None:
             self._watch.saw(rid, slot.revision)  # this process sees its own write at once
+
+    def _apply_again(self, slot: _Slot, lost: Exception) -> None:
+        try:
+            with self._session() as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (slot.rid,))
+                slot.apply(conn)
+        except (StoreUnavailable, VaultLocked) as exc:
+            raise StoreUnavailable(
+                f"The store {self.location} was lost while {slot.rid} was being saved, and it could not be saved "
+                f"again ({exc.message}). A refreshed token may be lost with it.",
+                "check the database; if the provider then refuses the connection, log in again",
+            ) from None
+        log.warning("%s: saved on a new connection after the first was lost (%s)", slot.rid,
+                    self._unavailable(lost).message)
 
     def stamp(self, rid: str) -> Hashable | None:
         return self.follow().revision(rid)
@@ -229,34 +288,48 @@ class PostgresRecords:
 
 
 class _Slot:
-    def __init__(self, conn: psycopg.Connection, rid: str, data: bytes | None, version: int):
-        self.conn, self.rid, self.data, self.version = conn, rid, data, version
-        self.revision: int | None = None  # set once written (0: deleted)
+    """What `locked` read, and the change the caller asks for (applied by `locked`, under the lock)."""
+
+    def __init__(self, rid: str, data: bytes | None, version: int):
+        self.rid, self.data, self.version = rid, data, version
+        self.change: tuple[bytes, int] | None | str = None  # (data, version), "delete", or None
+        self.revision: int | None = None  # once applied: the record's new revision (0: deleted)
 
     def write(self, data: bytes, version: int) -> None:
+        self.change = (data, version)
+
+    def delete(self) -> None:
+        self.change = "delete" if self.data is not None else None
+
+    def apply(self, conn: psycopg.Connection) -> None:
+        if self.change is None:
+            return
+        if self.change == "delete":
+            conn.execute("DELETE FROM authsome_records WHERE id = %s AND version = %s", (self.rid, self.version))
+            revision = conn.execute("SELECT nextval('authsome_revision')").fetchone()[0]
+            self._announce(conn, -revision)
+            return
+        data, version = self.change
         if self.data is None:
-            cur = self.conn.execute(
-                "INSERT INTO authsome_records (id, version, revision, data) "
-                "VALUES (%s, %s, nextval('authsome_revision'), %s) RETURNING revision", (self.rid, version, data))
+            cur = conn.execute(
+                "INSERT INTO authsome_records (id, version, revision, data) VALUES "
+                "(%s, %s, nextval('authsome_revision'), %s) ON CONFLICT (id) DO NOTHING RETURNING revision",
+                (self.rid, version, data))
         else:
-            cur = self.conn.execute(
+            cur = conn.execute(
                 "UPDATE authsome_records SET data = %s, version = %s, revision = nextval('authsome_revision'), "
                 "updated_at = now() WHERE id = %s AND version = %s RETURNING revision",
                 (data, version, self.rid, self.version))
         row = cur.fetchone()
-        if row is None:  # someone wrote without the lock: keep theirs, and say so
-            raise VaultLocked(f"{self.rid} changed in the store while its lock was held.",
+        if row is None:  # written since it was read, by someone ignoring the lock: theirs is kept
+            raise VaultLocked(f"{self.rid} changed in the store while its lock was held; it was left as it is.",
                               "another writer ignores authsome's lock; try again")
-        self._announce(row[0])
+        self._announce(conn, row[0])
 
-    def delete(self) -> None:
-        if self.data is not None:
-            self.conn.execute("DELETE FROM authsome_records WHERE id = %s", (self.rid,))
-            self._announce(0)
-
-    def _announce(self, revision: int) -> None:
+    def _announce(self, conn: psycopg.Connection, revision: int) -> None:
+        """NOTIFY "REVISION ID" (a negative revision: deleted); delivered when the transaction commits."""
         self.revision = revision
-        self.conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{revision} {self.rid}"))
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{revision} {self.rid}"))
 
 
 class _Watcher(threading.Thread):
@@ -265,7 +338,8 @@ class _Watcher(threading.Thread):
     def __init__(self, records: PostgresRecords):
         super().__init__(name="authsome-store-watch", daemon=True)
         self.records = records
-        self._revisions: dict[str, int] | None = None
+        self._revisions: dict[str, int] | None = None  # id -> revision (negative: deleted)
+        self._saw_lock = threading.Lock()
         self.listening = threading.Event()
         self._stopping = threading.Event()
         self._conn: psycopg.Connection | None = None
@@ -275,15 +349,17 @@ class _Watcher(threading.Thread):
         revisions = self._revisions
         if revisions is None:  # not listening yet: a stamp equal to nothing, so the record is read afresh
             return object()
-        return revisions.get(rid)
+        revision = revisions.get(rid)
+        return revision if revision is not None and revision > 0 else None
 
     def saw(self, rid: str, revision: int) -> None:
-        revisions = self._revisions
-        if revisions is None:
-            return
-        if revision == 0:
-            revisions.pop(rid, None)
-        elif revision > revisions.get(rid, 0):
+        """A record's revision as announced (negative: deleted at that revision); older news is ignored."""
+        with self._saw_lock:
+            revisions = self._revisions
+            if revisions is None:
+                return
+            if abs(revision) <= abs(revisions.get(rid, 0)):
+                return
             revisions[rid] = revision
 
     def stop(self) -> None:
@@ -297,11 +373,12 @@ class _Watcher(threading.Thread):
         delay = 0.2
         while not self._stopping.is_set():
             try:
-                self._conn = conn = psycopg.connect(self.records.url, connect_timeout=CONNECT_TIMEOUT,
-                                                    autocommit=True, application_name="authsome-watch")
+                self._conn = conn = self.records._connect("authsome-watch")
                 conn.execute(f"LISTEN {CHANNEL}")
                 # After LISTEN: a change committed from here on is either in this read or notified.
-                self._revisions = dict(conn.execute("SELECT id, revision FROM authsome_records").fetchall())
+                revisions = dict(conn.execute("SELECT id, revision FROM authsome_records").fetchall())
+                with self._saw_lock:
+                    self._revisions = revisions
                 self.listening.set()
                 if self.problem is not None:
                     log.warning("the store %s is reachable again", self.records.location)
@@ -315,7 +392,7 @@ class _Watcher(threading.Thread):
             except Exception as exc:
                 if self._stopping.is_set():
                     return
-                problem = self.records._unavailable(exc).message
+                problem = exc.message if isinstance(exc, StoreUnavailable) else self.records._unavailable(exc).message
                 if problem != self.problem:
                     log.warning("%s Tokens held now are used until they expire; a refresh needs the store.",
                                 problem)

@@ -74,8 +74,11 @@ class Vault:
         url = store_url(home)
         if url is None:
             return cls(home / "vault")
-        from authsome.vault import postgres
-
+        try:
+            from authsome.vault import postgres
+        except ImportError:
+            raise VaultError(f"{STORE_ENV} (or `authsome store use`) names a PostgreSQL store, and the PostgreSQL "
+                             "driver is not installed.", "install it: pip install 'authsome[postgres]'") from None
         return cls(home / "vault", records=postgres.PostgresRecords(url))
 
     @property
@@ -88,6 +91,8 @@ class Vault:
         # made only for a vault without records (it could open none of them).
         if self._key is None:
             self._key = load_master_key(self.home, may_create=not self.records.ids())
+            if self.records.shared:  # one key per store: the first key to write claims it, atomically
+                self.records.claim_key(self._key.kid)  # type: ignore[attr-defined]
         return self._key
 
     def foreign_records(self) -> list[str]:
