@@ -118,7 +118,13 @@ class Copied:
 
 
 def copy(home: Path, *, to_shared: bool, force: bool = False) -> list[Copied]:
-    """Copy every record between the home's files and its shared store (`to_shared`: push, else pull)."""
+    """Move connections and copy the other records between the home's files and its shared store.
+
+    `to_shared`: push (files -> store), else pull (store -> files). A
+    connection leaves the side it came from once the other holds it, so one
+    rotating refresh token never lives in two places; one the other side
+    keeps (a different login, or a newer state of it) stays where it is.
+    """
     local, remote = Vault(home / "vault"), shared(home)
     src, dst = (local, remote) if to_shared else (remote, local)
     ids = src.record_ids()
@@ -135,7 +141,13 @@ def copy(home: Path, *, to_shared: bool, force: bool = False) -> list[Copied]:
             record = src.sealed_record(rid)
             if record is None:
                 continue
-            out.append(Copied(rid, dst.import_record(rid, *record, force=force)))
+            outcome = dst.import_record(rid, *record, force=force)
+            # A connection is moved, not copied: two live copies of a rotating refresh token fork the
+            # grant (the provider revokes it when the older one is used).
+            if split_id(rid)[0] == "connection" and outcome in ("copied", "replaced", "same"):
+                if src.drop_record(rid, record[0]):
+                    outcome = {"copied": "moved", "replaced": "moved", "same": "moved"}[outcome]
+            out.append(Copied(rid, outcome))
         except (WrongKey, VaultCorrupt) as exc:
             out.append(Copied(rid, exc.code, exc.message))
     return out

@@ -70,7 +70,7 @@ def secrets_of(vault: Vault, master_key: str) -> list[str]:
 # -- the commands -----------------------------------------------------------------------------------------------------
 
 def test_a_team_moves_its_records_into_the_store_and_every_machine_uses_them(
-        oauth, connect_x, postgres, master_key, tmp_path, trusting_env, monkeypatch):
+        oauth, connect_x, postgres, master_key, tmp_path, trusting_env, monkeypatch, home):
     monkeypatch.delenv("AUTHSOME_STORE", raising=False)
     issued = connect_x()  # logged in on machine A, in its own files
     url = postgres.create_database("team")
@@ -82,9 +82,11 @@ def test_a_team_moves_its_records_into_the_store_and_every_machine_uses_them(
     assert (first.code, again.code) == (0, 0) and "created" in first.err and "checked" in again.err
     pushed = run_cli(["store", "push", "--json"])
     assert pushed.code == 0, pushed.err
-    assert {(r["rid"], r["outcome"]) for r in json.loads(pushed.out)} == {("connection:x/default", "copied"),
+    assert {(r["rid"], r["outcome"]) for r in json.loads(pushed.out)} == {("connection:x/default", "moved"),
                                                                           ("client:x", "copied")}
-    assert json.loads(run_cli(["store", "push", "--json"]).out)[0]["outcome"] == "same"
+    assert json.loads(run_cli(["store", "push", "--json"]).out) == [{"rid": "client:x", "outcome": "same",
+                                                                     "detail": None}]
+    assert not list((home / "vault" / "x").glob("conn.*"))  # one live copy of the refresh token: the store's
     status = json.loads(run_cli(["store", "status", "--json"]).out)
     assert status["shared"] and status["schema"] == 1 and status["opens"] == 2 and not status["foreign"]
     assert "@" in status["location"] and status["location"].startswith("postgresql://postgres@127.0.0.1:")
@@ -95,15 +97,16 @@ def test_a_team_moves_its_records_into_the_store_and_every_machine_uses_them(
     assert r.out == "200", r.err
     assert oauth.stats()["api_authorization_headers"] == [f"Bearer {issued['access_token']}"]
 
-    c = {**b, "AUTHSOME_HOME": str(tmp_path / "c")}
-    pulled = run_cli(["store", "pull"], env=c)
-    assert pulled.code == 0 and "copied     connection:x/default" in pulled.out, pulled.err
-    assert run_cli(["get", "x", "--field", "status"], env={**c, "AUTHSOME_STORE": "local"}).out == "connected\n"
-
     dump = postgres.dump("team")
     assert "connection:x/default" in dump
     for secret in (issued["access_token"], issued["refresh_token"], "basic-secret", master_key):
         assert secret not in dump
+
+    c = {**b, "AUTHSOME_HOME": str(tmp_path / "c")}  # leaving the store: the connection moves out of it
+    pulled = run_cli(["store", "pull"], env=c)
+    assert pulled.code == 0 and "moved      connection:x/default" in pulled.out, pulled.err
+    assert run_cli(["get", "x", "--field", "status"], env={**c, "AUTHSOME_STORE": "local"}).out == "connected\n"
+    assert run_cli(["get", "x", "--field", "status"], env=b).out == "not_connected\n"
 
     assert run_cli(["store", "use", "local"]).code == 0
     assert json.loads(run_cli(["store", "status", "--json"]).out)["shared"] is False
@@ -122,8 +125,8 @@ def test_store_use_never_takes_a_password_or_another_kind_of_url(cli, postgres):
         assert r.code == 2 and "etPw-9x" not in r.both, r.both
     broken = cli(["store", "use", "postgresql://ci:S3cretPw-9x@[::1/team"])
     assert broken.code == 2 and "S3cretPw" not in broken.both and "internal error" not in broken.both
-    for url in (f"postgresql://ci@127.0.0.1:1/team?password=Sec%zzret-9x",
-                f"postgresql://ci:S3cretPw-9x@[::1]x/team?password=S3cretPw-9x"):
+    for url in ("postgresql://ci@127.0.0.1:1/team?password=Sec%zzret-9x",
+                "postgresql://ci:S3cretPw-9x@[::1]x/team?password=S3cretPw-9x"):
         r = cli(["list"], env={"AUTHSOME_STORE": url})
         assert r.code in (2, 5) and "9x" not in r.both and "Traceback" not in r.both, r.both
     inside = cli(["store", "use", postgres.url()], env={"AUTHSOME_RUN": "1"})
@@ -376,3 +379,20 @@ def test_a_store_without_the_driver_is_a_clear_error(cli, postgres, tmp_path):
     blocker.write_text("import sys\nsys.modules['psycopg'] = None\n")  # as if the extra were not installed
     r = cli(["list"], env={"AUTHSOME_STORE": postgres.url(), "PYTHONPATH": f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}"})
     assert r.code == 5 and "pip install 'authsome[postgres]'" in r.err, r.both
+
+
+def test_push_never_replaces_another_login_with_an_older_one(oauth, connect_x, machine, store, cli, monkeypatch, home):
+    from authsome.models import Connection
+
+    connect_x()  # the team's current login, in the store
+    in_store = Vault.open().get_connection("x")
+    monkeypatch.setenv("AUTHSOME_STORE", "local")  # an old login of this home, refreshed many times since
+    Vault.open().put_connection(Connection(provider="x", access_token="old-" + "1" * 30, refresh_token="old-rt",
+                                           created_at=in_store.created_at - 3600, version=9))
+    Vault.open().update_connection("x", "default", lambda c: c.with_changes(version=9))
+    monkeypatch.setenv("AUTHSOME_STORE", store)
+    pushed = cli(["store", "push", "--json"])
+    outcomes = {r["rid"]: r["outcome"] for r in json.loads(pushed.out)}
+    assert outcomes["connection:x/default"] == "kept", pushed.both
+    assert Vault.open().get_connection("x").refresh_token == in_store.refresh_token
+    assert list((home / "vault" / "x").glob("conn.default.json"))  # kept here too: nothing lost

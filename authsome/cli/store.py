@@ -11,7 +11,7 @@ EPILOG = """\
 examples:
   authsome store use postgresql://authsome@db.internal/authsome   # this home uses the team's store
   authsome store init                     # create (or upgrade) its tables, once per database
-  authsome store push                     # copy this home's records into it
+  authsome store push                     # move this home's records into it
   authsome store status                   # where records live, and whether this key opens them
   authsome store use local                # back to this home's own files
   authsome store rekey                    # rotate the master key (prints it when others need it)
@@ -57,12 +57,13 @@ def register(sub) -> None:
     for name, to_shared in (("push", True), ("pull", False)):
         c = store.add_parser(
             name,
-            help="copy this home's records into the shared store" if to_shared
-            else "copy the shared store's records into this home's files",
-            description=("Copy every record of this home's files into the shared store." if to_shared else
-                         "Copy every record of the shared store into this home's files.")
-            + "\nA connection replaces the other side's copy only when it is newer; other records that differ\n"
-            "are kept unless --force. Records stay sealed: nothing is decrypted for the server.",
+            help="move this home's connections (and copy its clients) into the shared store" if to_shared
+            else "move the shared store's connections (and copy its clients) into this home's files",
+            description=("Move this home's records into the shared store." if to_shared else
+                         "Move the shared store's records into this home's files (to leave the store).")
+            + "\nConnections are moved, not copied: a rotating refresh token in two places forks the grant.\n"
+            "A connection replaces the other side's only when it is a newer state of the same login; other\n"
+            "records that differ are kept unless --force. Records stay sealed: nothing is decrypted.",
             epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
         c.add_argument("--force", action="store_true", help="replace records that differ, even newer connections")
         add_json(c)
@@ -163,7 +164,7 @@ def cmd_copy(args) -> int:
     if kept:
         render.note(f"{len(kept)} record(s) differ and were kept as they are on the other side "
                     "(a newer connection there, or --force replaces them)")
-    failed = [r for r in results if r.outcome not in ("copied", "replaced", "same", "kept")]
+    failed = [r for r in results if r.outcome not in ("moved", "copied", "replaced", "same", "kept")]
     if not results:
         render.note("nothing to copy")
     return 5 if failed else 0

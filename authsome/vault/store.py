@@ -167,9 +167,10 @@ class Vault:
     def import_record(self, rid: str, data: bytes, payload: dict | None, *, force: bool = False) -> str:
         """Store a record sealed with this vault's key elsewhere: copied, replaced, same, or kept.
 
-        A connection replaces this vault's copy only when it is newer (its
-        version is higher), other records only with `force`; a copy here
-        that does not open raises and is left alone.
+        A connection replaces this vault's copy only when it is a newer state
+        of the same login (same creation time, higher version), other
+        records only with `force`; a copy here that does not open raises and
+        is left alone.
         """
         kind = split_id(rid)[0]
         if kind != "default":
@@ -180,8 +181,11 @@ class Vault:
             if slot.data is not None and not force:
                 if kind != "connection":
                     return "kept"
-                ours = self._open(rid, slot.data) or {}
-                if int(ours.get("version") or 0) >= int((payload or {}).get("version") or 0):
+                ours, theirs = self._open(rid, slot.data) or {}, payload or {}
+                # Newer means the same login (its creation time) refreshed more often: a version
+                # counter starts again at a new login, so another login is never "newer".
+                if ours.get("created_at") != theirs.get("created_at") or \
+                        int(ours.get("version") or 0) >= int(theirs.get("version") or 0):
                     return "kept"
             existed = slot.data is not None
             version = int((payload or {}).get("version") or 0) if kind == "connection" else slot.version + 1
@@ -197,6 +201,14 @@ class Vault:
                 return False
             plaintext = open_sealed(self.key, rid, slot.data, self.records.describe(rid))
             slot.write(seal(new, rid, plaintext), slot.version)
+            return True
+
+    def drop_record(self, rid: str, data: bytes) -> bool:
+        """Delete a record moved elsewhere, if it still is exactly `data` (False: it changed, so it stays)."""
+        with self.records.locked(rid, timeout=30.0) as slot:
+            if slot.data != data:
+                return False
+            slot.delete()
             return True
 
     # -- connections ---------------------------------------------------------
