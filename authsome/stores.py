@@ -91,7 +91,7 @@ def status(home: Path) -> Status:
         for rid in ids:
             kind = split_id(rid)[0]
             out.counts[kind] = out.counts.get(kind, 0) + 1
-        sealed = [rid for rid in ids if split_id(rid)[0] != "default"]
+        sealed = ids
         if not sealed and not (home / "master.key").exists() and "AUTHSOME_MASTER_KEY" not in os.environ:
             return out  # no key yet, and nothing a key would have to open
         key = load_master_key(home, may_create=False)  # not `vault.key`: that refuses another key before listing

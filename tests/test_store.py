@@ -396,3 +396,32 @@ def test_push_never_replaces_another_login_with_an_older_one(oauth, connect_x, m
     assert outcomes["connection:x/default"] == "kept", pushed.both
     assert Vault.open().get_connection("x").refresh_token == in_store.refresh_token
     assert list((home / "vault" / "x").glob("conn.default.json"))  # kept here too: nothing lost
+
+
+@pytest.mark.invariant
+def test_whoever_writes_the_table_cannot_roll_a_connection_back_or_repoint_the_default(
+        oauth, connect_x, store, postgres, cli, x_env, monkeypatch):
+    from authsome import resolve
+    from authsome.flows.refresh import refresh
+    from authsome.providers import Registry
+
+    database = store.rsplit("/", 1)[1]
+    connect_x()
+    connect_x(name="personal", account="bob")
+    assert cli(["default", "x", "default"]).code == 0
+    old = postgres.sql("SELECT data FROM authsome_records WHERE id = 'connection:x/default'", database)[0][0]
+    for name, value in x_env.items():
+        monkeypatch.setenv(name, value)
+    resolve.install(resolve.from_env())
+    vault = Vault.open()
+    refresh(vault, Registry().get("x"), "default", stale_version=vault.get_connection("x").version)
+
+    # The spent refresh token put back under the current version: refused, not used.
+    postgres.sql(f"UPDATE authsome_records SET data = '\\x{old.hex()}' WHERE id = 'connection:x/default'", database)
+    rolled = cli(["get", "x", "--field", "status"])
+    assert rolled.code == 5 and "rolled back or altered" in rolled.err, rolled.both
+    # A plain name where the sealed default pointer was: ignored.
+    postgres.sql("INSERT INTO authsome_records (id, version, revision, data) VALUES "
+                 "('default:x', 1, nextval('authsome_revision'), 'personal') ON CONFLICT (id) DO UPDATE "
+                 "SET data = EXCLUDED.data", database)
+    assert cli(["default", "x"]).out == "default\n"

@@ -217,6 +217,11 @@ class PostgresRecords:
             row = conn.execute("SELECT data FROM authsome_records WHERE id = %s", (rid,)).fetchone()
         return bytes(row[0]) if row else None
 
+    def versioned(self, rid: str) -> tuple[bytes, int] | None:
+        with self._session() as conn:
+            row = conn.execute("SELECT data, version FROM authsome_records WHERE id = %s", (rid,)).fetchone()
+        return (bytes(row[0]), row[1]) if row else None
+
     def ids(self) -> list[str]:
         with self._session() as conn:
             return [r[0] for r in conn.execute("SELECT id FROM authsome_records ORDER BY id")]

@@ -99,8 +99,7 @@ class Vault:
         """Records sealed with another master key than this vault's current one (as errors name them)."""
         out = []
         for rid in self.records.ids():
-            kind, _, _ = split_id(rid)
-            data = self.records.read(rid) if kind != "default" else None
+            data = self.records.read(rid)
             kid = sealed_kid(data) if data is not None else None
             if kid is not None and kid != self.key.kid:
                 out.append(self.records.describe(rid))
@@ -162,7 +161,9 @@ class Vault:
         data = self.records.read(rid)
         if data is None:
             return None
-        return data, None if split_id(rid)[0] == "default" else self._open(rid, data)
+        if split_id(rid)[0] == "default" and sealed_kid(data) is None:
+            return data, None  # the plain name earlier versions wrote
+        return data, self._open(rid, data)
 
     def import_record(self, rid: str, data: bytes, payload: dict | None, *, force: bool = False) -> str:
         """Store a record sealed with this vault's key elsewhere: copied, replaced, same, or kept.
@@ -173,8 +174,7 @@ class Vault:
         is left alone.
         """
         kind = split_id(rid)[0]
-        if kind != "default":
-            self.check_one_key()
+        self.check_one_key()
         with self.records.locked(rid, timeout=30.0) as slot:
             if slot.data == data:
                 return "same"
@@ -194,10 +194,8 @@ class Vault:
 
     def reseal(self, rid: str, new: MasterKey) -> bool:
         """Seal one record with `new` under its lock (False: nothing to do); it must open with this vault's key."""
-        if split_id(rid)[0] == "default":
-            return False
         with self.records.locked(rid, timeout=30.0) as slot:
-            if slot.data is None or sealed_kid(slot.data) == new.kid:
+            if slot.data is None or sealed_kid(slot.data) in (None, new.kid):
                 return False
             plaintext = open_sealed(self.key, rid, slot.data, self.records.describe(rid))
             slot.write(seal(new, rid, plaintext), slot.version)
@@ -214,8 +212,21 @@ class Vault:
     # -- connections ---------------------------------------------------------
 
     def get_connection(self, provider: str, name: str = "default") -> Connection | None:
-        data = self._read(_conn_id(provider, name))
-        return Connection.from_dict(data) if data is not None else None
+        rid = _conn_id(provider, name)
+        if not self.records.shared:
+            data = self._read(rid)
+            return Connection.from_dict(data) if data is not None else None
+        row = self.records.versioned(rid)  # type: ignore[attr-defined]
+        return self._connection(rid, *row) if row is not None else None
+
+    def _connection(self, rid: str, data: bytes, version: int) -> Connection:
+        """A sealed connection, checked against the version its store keeps beside it (0: none kept)."""
+        conn = Connection.from_dict(self._open(rid, data) or {})
+        if version and conn.version != version:
+            raise VaultCorrupt(f"Vault record {self.records.describe(rid)} holds version {conn.version} of the "
+                               f"connection where the store says {version}: it was rolled back or altered. "
+                               "It was left untouched.", "restore it from a backup, or log in again")
+        return conn
 
     def update_connection(
         self,
@@ -234,8 +245,7 @@ class Vault:
         """
         rid = _conn_id(provider, name)
         with self.records.locked(rid, timeout=timeout) as slot:
-            data = self._open(rid, slot.data)
-            current = Connection.from_dict(data) if data is not None else None
+            current = self._connection(rid, slot.data, slot.version) if slot.data is not None else None
             updated = change(current)
             if updated is current:
                 return current
@@ -263,18 +273,30 @@ class Vault:
                       if kind == "connection" and p == provider and n and CONNECTION_NAME.match(n))
 
     def default_connection(self, provider: str) -> str:
-        """The connection commands use when none is named: the one set with `authsome default`, else "default"."""
-        data = self.records.read(record_id("default", check_provider_name(provider)))
-        name = data.decode(errors="replace").strip() if data else DEFAULT_NAME
+        """The connection commands use when none is named: the one set with `authsome default`, else "default".
+
+        Sealed like every record, so a shared store cannot point it elsewhere;
+        a home's files may still hold the plain name earlier versions wrote.
+        """
+        rid = record_id("default", check_provider_name(provider))
+        data = self.records.read(rid)
+        if not data:
+            return DEFAULT_NAME
+        if sealed_kid(data) is not None:
+            name = str((self._open(rid, data) or {}).get("connection") or DEFAULT_NAME)
+        else:
+            name = data.decode(errors="replace").strip() if not self.records.shared else DEFAULT_NAME
         return name if CONNECTION_NAME.match(name) and name in self.connection_names(provider) else DEFAULT_NAME
 
     def set_default_connection(self, provider: str, name: str) -> None:
         check_connection_name(name)
-        with self.records.locked(record_id("default", check_provider_name(provider)), timeout=30.0) as slot:
+        rid = record_id("default", check_provider_name(provider))
+        sealed = self._sealed(rid, {"connection": name}) if name != DEFAULT_NAME else b""
+        with self.records.locked(rid, timeout=30.0) as slot:
             if name == DEFAULT_NAME:
                 slot.delete()
             else:
-                slot.write(name.encode() + b"\n", slot.version + 1)
+                slot.write(sealed, slot.version + 1)
 
     def providers_with_records(self) -> list[str]:
         return sorted({p for _, p, _ in map(split_id, self.records.ids()) if PROVIDER_NAME.match(p)})
