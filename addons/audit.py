@@ -110,6 +110,7 @@ class Audit:
             "refreshed": bool(meta.get("refreshed")),
             "retried": bool(meta.get("retried")),
             "problem": meta.get("inject_error") or meta.get("refresh_error"),
+            **({"mcp_method": meta["mcp"]["method"], "mcp_name": meta["mcp"]["name"]} if meta.get("mcp") else {}),
             "ms": round((time.time() - started) * 1000) if started else None,
         }
 

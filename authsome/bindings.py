@@ -108,7 +108,10 @@ def load(vault: Vault, registry: Registry, selection: dict[str, str], *, warn=No
     equally specific bindings of equal standing are refused.
     """
     chosen = dict(selection)
-    names = set(vault.providers_with_records()) | set(chosen)
+    # MCP servers take part even without a connection: their requests then get a clear error
+    # from the proxy, never the server's 401 that would start the client's own login.
+    mcp_servers = set(registry.mcp_servers())
+    names = set(vault.providers_with_records()) | set(chosen) | mcp_servers
     bindings: list[Binding] = []
     for name in sorted(names):
         conn_name = chosen.get(name) or vault.default_connection(name)
@@ -118,7 +121,7 @@ def load(vault: Vault, registry: Registry, selection: dict[str, str], *, warn=No
                 raise NotConnected(name, conn_name)
         else:
             existing = vault.connection_names(name)
-            if conn_name not in existing:
+            if conn_name not in existing and name not in mcp_servers:
                 if existing and warn is not None:
                     warn(f"'{name}' has connections {', '.join(existing)} but no default, so this run does not use it; "
                          f"choose one with --connection {name}={existing[0]}, or `authsome default {name} {existing[0]}`")

@@ -45,6 +45,7 @@ class OAuthConfig:
     client_auth: Literal["basic", "post", "none"] = "basic"
     authorize_params: dict[str, str] = field(default_factory=dict)
     token_response_path: str | None = None
+    resource: str | None = None  # RFC 8707: sent in authorization, token and refresh requests
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class Provider:
     description: str | None = None
     docs_url: str | None = None
     user_info: tuple[str, str] | None = None  # (URL, dotted path of the account name in its JSON)
+    mcp_url: str | None = None  # a remote MCP server whose OAuth authsome owns (`authsome mcp add`)
     source: Literal["bundled", "custom"] = "bundled"
     path: str | None = None
     # The definition exactly as written, for `inspect` (pipe-able back).

@@ -98,6 +98,7 @@ class Proxy:
         from authsome.addons.audit import Audit
         from authsome.addons.guard import Guard, ProxyPassword
         from authsome.addons.inject import Inject
+        from authsome.addons.mcp import Mcp
         from authsome.addons.refresh import Refresh
         from authsome.addons.route import Route
         from authsome.addons.scrub import Scrub
@@ -149,7 +150,10 @@ class Proxy:
         # validator); UpstreamProxyAuth after Route, whose marks it reads.
         # Each addon with a request hook costs every request something: UpstreamProxyAuth only when chained.
         chained = [UpstreamProxyAuth()] if cfg.upstream_proxy else []
-        m.addons.add(Guard(), Route(), *chained, Inject(), Scrub(), Refresh(), Audit(), Ready())
+        # Mcp only when an MCP server is served (after Refresh: it answers the 401 Refresh could not mend).
+        served = cfg.served[1] if cfg.served is not None else None
+        mcp = [Mcp()] if served is None or any(b.provider.mcp_url for b in served) else []
+        m.addons.add(Guard(), Route(), *chained, Inject(), Scrub(), Refresh(), *mcp, Audit(), Ready())
         settings = {
             "proxyauth": f"{cfg.proxy_user}:{cfg.proxy_password}",
             "connection_strategy": "eager",

@@ -25,7 +25,8 @@ commands:
   providers    list, inspect, register, trust, remove
   credentials  login, default, get, export, logout, revoke
   agents       run, proxy, attach, log, ci export
-  teams        store use, init, status, push, pull
+  teams        store use, init, status, push, pull, rekey
+  mcp          mcp add, mcp config (remote MCP servers)
   diagnostics  whoami, doctor, completion
 """
 
@@ -117,7 +118,7 @@ def _option_name(word: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from authsome.cli import auth, ci, completion, creds, doctor, log, providers, run, store
+    from authsome.cli import auth, ci, completion, creds, doctor, log, mcp, providers, run, store
 
     parser = Parser(
         prog="authsome",
@@ -128,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"authsome {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="print tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in (providers, auth, creds, run, ci, store, log, doctor, completion):
+    for module in (providers, auth, creds, run, ci, store, mcp, log, doctor, completion):
         module.register(sub)
     for name, command in sub.choices.items():  # `authsome login -v ...` as well as `authsome -v login ...`
         command.add_argument("-v", "--verbose", action="store_true", help="print tracebacks for errors")

@@ -76,6 +76,8 @@ def register(provider: Provider, oauth: OAuthConfig, redirect_uri: str, sess: re
     kept = {k: body[k] for k in ("registration_access_token", "registration_client_uri",
                                  "token_endpoint_auth_method", "client_secret_expires_at") if k in body}
     kept["redirect_uris"] = body.get("redirect_uris") or [redirect_uri]
+    if oauth.issuer:
+        kept["issuer"] = oauth.issuer  # a registration is the issuer's: never used with another server
     return ClientCredentials(
         provider=provider.name,
         client_id=body["client_id"],
@@ -89,7 +91,9 @@ def login(provider: Provider, vault: Vault, opts: LoginOptions, ui: Interaction)
     oauth = oauth_client.endpoints(provider, opts.base_url)
     redirect = callback_uri(opts.port)
     client = vault.get_client(provider.name)
-    if client is None or (client.source == "dcr" and redirect not in client.registration.get("redirect_uris", [redirect])):
+    if client is None or (client.source == "dcr" and (
+            redirect not in client.registration.get("redirect_uris", [redirect])
+            or client.registration.get("issuer", oauth.issuer) != oauth.issuer)):
         client = trust.stamped(provider, register(provider, oauth, redirect, oauth_client.http_session()))
         vault.put_client(client)
         ui.notice(f"Registered authsome as an OAuth client of {provider.display_name}.")

@@ -66,6 +66,11 @@ def endpoints(provider: Provider, base_url: str | None = None) -> OAuthConfig:
     return replace(oauth, **values)
 
 
+def resource_param(oauth: OAuthConfig) -> dict[str, str]:
+    """The RFC 8707 `resource` of authorization, token and refresh requests, when the definition names one."""
+    return {"resource": oauth.resource} if oauth.resource else {}
+
+
 def scope_string(oauth: OAuthConfig, scopes: tuple[str, ...] | list[str]) -> str:
     return oauth.scope_separator.join(scopes)
 

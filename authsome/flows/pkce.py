@@ -65,6 +65,7 @@ class PkceLogin:
             state=self.state,
             code_verifier=self.verifier if self.oauth.pkce else None,
             **self.oauth.authorize_params,
+            **oauth_client.resource_param(self.oauth),
         )
         return url
 
@@ -84,6 +85,13 @@ class PkceLogin:
                 "The login response does not belong to this login (state mismatch); nothing was stored.",
                 f"start again with `authsome login {self.provider.name}`",
             )
+        issuer = self.oauth.issuer
+        if "iss" in query and issuer and query["iss"] != issuer:  # RFC 9207: a mix-up, or an attack
+            raise StateMismatch(
+                "The login response names another authorization server than the one this login went to "
+                "(RFC 9207 `iss`); nothing was stored.",
+                f"start again with `authsome login {self.provider.name}`; if it happens again, check the definition",
+            )
         code = query.get("code")
         if not code:
             raise LoginError("The provider redirected back without an authorization code.",
@@ -100,6 +108,7 @@ class PkceLogin:
                 grant_type="authorization_code",
                 code=code,
                 code_verifier=self.verifier if self.oauth.pkce else None,
+                **oauth_client.resource_param(self.oauth),
             )
         except OAuthError as exc:
             if exc.error in ("invalid_client", "unauthorized_client") and self.client.source != "dcr":

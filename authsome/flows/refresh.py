@@ -79,7 +79,8 @@ def _refresh_once(provider: Provider, current: Connection, client: ClientCredent
                                                       "refresh_token": current.refresh_token,
                                                       "token_type": current.token_type or "Bearer"})
     try:
-        token = sess.refresh_token(oauth.token_url, refresh_token=current.refresh_token)
+        token = sess.refresh_token(oauth.token_url, refresh_token=current.refresh_token,
+                                   **oauth_client.resource_param(oauth))
     except OAuthError as exc:
         if exc.error in ("invalid_grant", "invalid_token", "unauthorized_client"):
             return current.with_changes(state="invalid", state_reason=f"the provider rejected the refresh token ({exc.error})")

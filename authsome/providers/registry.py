@@ -154,6 +154,17 @@ class Registry:
                         out.broken.add(name)
         return out
 
+    def mcp_servers(self) -> list[str]:
+        """Custom providers that are remote MCP servers (`authsome mcp add`); invalid files are left out."""
+        out = []
+        for name, path in sorted(_definition_files(self.user_dir).items()):
+            try:
+                if _load_file(path, "custom").mcp_url:
+                    out.append(name)
+            except ProviderInvalid:
+                continue
+        return out
+
     def is_bundled(self, name: str) -> bool:
         return (self.bundled / f"{name}.json").is_file() and name != SCHEMA_FILE[:-5]
 

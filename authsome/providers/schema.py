@@ -231,6 +231,7 @@ def build_provider(raw: dict[str, Any], *, source: str, path: str | None) -> Pro
             client_auth=o.get("client_auth", "basic"),
             authorize_params=dict(o.get("authorize_params", {})),
             token_response_path=o.get("token_response_path"),
+            resource=o.get("resource"),
         )
     if "api_key" in raw:
         a = raw["api_key"]
@@ -261,6 +262,7 @@ def build_provider(raw: dict[str, Any], *, source: str, path: str | None) -> Pro
         description=raw.get("description"),
         docs_url=raw.get("docs_url"),
         user_info=(raw["user_info"]["url"], raw["user_info"]["account"]) if raw.get("user_info") else None,
+        mcp_url=(raw.get("mcp") or {}).get("url"),
         source=source,  # type: ignore[arg-type]
         path=path,
         raw=raw,
