@@ -68,6 +68,7 @@ class Status:
     foreign: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
     unused_local: int = 0  # records in the home's files, not used while a shared store is chosen
+    store_key: str | None = None  # the id of the key a shared store is sealed with
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -97,6 +98,12 @@ def status(home: Path) -> Status:
         key = load_master_key(home, may_create=False)  # not `vault.key`: that refuses another key before listing
         vault = Vault(vault.root, key, vault.records)
         out.key = {"source": key.source, "location": key.location, "id": key.kid}
+        if vault.records.shared:
+            out.store_key = vault.records.key_id()  # type: ignore[attr-defined]
+            if out.store_key not in (None, key.kid):
+                out.problem = WrongKey(f"The store is sealed with a different master key (id {out.store_key}) "
+                                       f"than this machine's (id {key.kid}).",
+                                       "use the team's key: set AUTHSOME_MASTER_KEY to it").to_dict()
         for rid in sealed:
             try:
                 vault.sealed_record(rid)
@@ -138,15 +145,17 @@ def copy(home: Path, *, to_shared: bool, force: bool = False) -> list[Copied]:
     out = []
     for rid in ids:
         try:
-            record = src.sealed_record(rid)
-            if record is None:
-                continue
-            outcome = dst.import_record(rid, *record, force=force)
-            # A connection is moved, not copied: two live copies of a rotating refresh token fork the
-            # grant (the provider revokes it when the older one is used).
-            if split_id(rid)[0] == "connection" and outcome in ("copied", "replaced", "same"):
-                if src.drop_record(rid, record[0]):
-                    outcome = {"copied": "moved", "replaced": "moved", "same": "moved"}[outcome]
+            # The source's lock is held throughout: a refresh there cannot slip in between the copy
+            # and the removal, leaving the spent refresh token on one side and the new one on the other.
+            with src.records.locked(rid, timeout=30.0) as slot:
+                if slot.data is None:
+                    continue
+                outcome = dst.import_record(rid, *src.opened(rid, slot.data), force=force)
+                # A connection is moved, not copied: two live copies of a rotating refresh token fork the
+                # grant (the provider revokes it when the older one is used).
+                if split_id(rid)[0] == "connection" and outcome in ("copied", "replaced", "same"):
+                    slot.delete()
+                    outcome = "moved"
             out.append(Copied(rid, outcome))
         except (WrongKey, VaultCorrupt) as exc:
             out.append(Copied(rid, exc.code, exc.message))
@@ -163,20 +172,24 @@ def rekey(home: Path) -> tuple[int, str, str | None]:
     """
     from authsome.vault import crypto
 
-    vault = Vault.for_home(home)
-    old = vault.key
-    if not vault.record_ids() and old.source != "env":
+    shared_store = Vault.for_home(home)
+    old = load_master_key(home, may_create=False)  # not `vault.key`: a rotation cut short left the store
+    stores = [Vault(shared_store.root, old, shared_store.records)]  # claimed by the new key already
+    if shared_store.records.shared:
+        stores.append(Vault(home / "vault", old))  # this home's own files share the key: sealed anew too
+    if not any(v.record_ids() for v in stores) and old.source != "env":
         raise UsageError("The store holds no records yet: there is nothing to seal with a new key.",
                          "a key can be rotated once there are records")
     new = crypto.pending_key(home)
     count = 0
-    for _ in range(3):  # again, for records another machine wrote with the old key meanwhile
-        changed = sum(vault.reseal(rid, new) for rid in vault.record_ids())
-        count += changed
-        if not changed:
-            break
-    if vault.records.shared:
-        vault.records.set_key(new.kid)  # type: ignore[attr-defined]
+    for vault in stores:
+        for _ in range(3):  # again, for records another machine wrote with the old key meanwhile
+            changed = sum(vault.reseal(rid, new) for rid in vault.record_ids())
+            count += changed
+            if not changed:
+                break
+    if shared_store.records.shared:
+        shared_store.records.set_key(old.kid, new.kid)  # type: ignore[attr-defined]
     where = crypto.install_key(home, old, new)
-    shown = crypto.encoded(new) if where == crypto.KEY_ENV or vault.records.shared else None
+    shown = crypto.encoded(new) if where == crypto.KEY_ENV or shared_store.records.shared else None
     return count, where, shown

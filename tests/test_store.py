@@ -123,6 +123,10 @@ def test_store_use_never_takes_a_password_or_another_kind_of_url(cli, postgres):
                 postgres.url("team") + "?pass%77ord=S3cr-etPw-9x"):
         r = cli(["store", "use", url])
         assert r.code == 2 and "etPw-9x" not in r.both, r.both
+    for url in ("postgresql://ci:S3cret@Pw-9x@127.0.0.1/team",  # an @ left unencoded in the password
+                "postgresql://ci@127.0.0.1/team?sslpassword=S3cretPw-9x"):
+        r = cli(["store", "use", url])
+        assert r.code == 2 and "Pw-9x" not in r.both, r.both
     broken = cli(["store", "use", "postgresql://ci:S3cretPw-9x@[::1/team"])
     assert broken.code == 2 and "S3cretPw" not in broken.both and "internal error" not in broken.both
     for url in ("postgresql://ci@127.0.0.1:1/team?password=Sec%zzret-9x",
@@ -425,3 +429,48 @@ def test_whoever_writes_the_table_cannot_roll_a_connection_back_or_repoint_the_d
                  "('default:x', 1, nextval('authsome_revision'), 'personal') ON CONFLICT (id) DO UPDATE "
                  "SET data = EXCLUDED.data", database)
     assert cli(["default", "x"]).out == "default\n"
+
+
+def test_rotating_a_shared_stores_key_reseals_this_homes_own_files_too(
+        connect_x, store, master_key, cli, home, monkeypatch):
+    from authsome.models import Connection
+
+    connect_x()
+    monkeypatch.setenv("AUTHSOME_STORE", "local")  # a record of this home not pushed (yet)
+    Vault.open().put_connection(Connection(provider="x", name="mine", access_token="t-" + "5" * 30))
+    monkeypatch.setenv("AUTHSOME_STORE", store)
+    r = cli(["store", "rekey"])
+    assert r.code == 0 and "sealed 3 record(s)" in r.err, r.both
+    new_key = r.out.strip().removeprefix("AUTHSOME_MASTER_KEY=")
+    monkeypatch.setenv("AUTHSOME_MASTER_KEY", new_key)
+    monkeypatch.setenv("AUTHSOME_STORE", "local")
+    assert Vault.open().get_connection("x", "mine").access_token == "t-" + "5" * 30
+    monkeypatch.setenv("AUTHSOME_STORE", store)
+    assert cli(["get", "x", "--field", "status"]).out == "connected\n"
+    assert json.loads(cli(["store", "status", "--json"]).out)["store_key"] != \
+        json.loads(cli(["store", "status", "--json"], env={"AUTHSOME_MASTER_KEY": master_key}).out)["key"]["id"]
+
+
+def test_a_refused_key_is_refused_again_by_the_same_process(connect_x, store, monkeypatch):
+    import base64
+
+    from authsome.errors import WrongKey
+    from authsome.models import Connection
+
+    connect_x()
+    monkeypatch.setenv("AUTHSOME_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
+    vault = Vault.open()
+    for _ in range(2):  # a long-running proxy retries with the same vault
+        with pytest.raises(WrongKey):
+            vault.put_connection(Connection(provider="x", name="other", access_token="t"))
+    assert "connection:x/other" not in vault.record_ids()
+
+
+def test_the_urls_own_settings_are_kept(postgres, cli, monkeypatch):
+    url = postgres.create_database("opts")
+    postgres.sql("CREATE SCHEMA team", "opts")
+    monkeypatch.setenv("AUTHSOME_STORE", url + "?options=-csearch_path%3Dteam")
+    assert cli(["store", "init"]).code == 0
+    tables = postgres.sql("SELECT table_schema FROM information_schema.tables WHERE table_name = 'authsome_records'",
+                          "opts")
+    assert tables == [("team",)]

@@ -130,7 +130,7 @@ def cmd_status(args) -> int:
         return ExitCode.VAULT if failed else 0
     rows = [("store", st.location + ("  (shared)" if st.shared else "  (this home's files)")),
             ("chosen by", st.source)]
-    if st.shared:
+    if st.shared and not st.problem:
         rows.append(("schema", str(st.schema) if st.schema is not None else "none: run `authsome store init`"))
     if st.problem:
         rows.append(("problem", st.problem["message"]))

@@ -67,6 +67,10 @@ SCHEMA = [
 
 def parsed(url: str) -> dict[str, str]:
     """The URL's parameters as libpq reads them (the only reading that counts); a UsageError, never an echo."""
+    rest = url.split("://", 1)[-1].split("/", 1)[0]
+    if rest.count("@") > 1:
+        raise UsageError("The store URL has more than one '@' before the host (not shown: it may hold a password).",
+                         "write an @ inside a user name or password as %40")
     try:
         return conninfo_to_dict(url)
     except (psycopg.Error, ValueError):
@@ -84,12 +88,14 @@ def redacted(url: str) -> str:
 
 
 def has_password(url: str) -> bool:
-    return "password" in parsed(url)
+    params = parsed(url)
+    return "password" in params or "sslpassword" in params
 
 
 def _secret_pieces(url: str) -> list[str]:
     """Every spelling of the URL's password: as libpq decodes it, and as written (userinfo, query)."""
-    pieces = [parsed(url).get("password") or "", url]
+    params = parsed(url)
+    pieces = [params.get("password") or "", params.get("sslpassword") or "", url]
     rest = url.split("://", 1)[-1]
     userinfo = rest.rsplit("@", 1)[0] if "@" in rest else ""
     pieces.append(userinfo.partition(":")[2])
@@ -112,8 +118,18 @@ class PostgresRecords:
     # -- connections -----------------------------------------------------------
 
     def _connect(self, application_name: str = "authsome") -> psycopg.Connection:
+        import os
+
+        given = parsed(self.url)
+        settings = {k: v for k, v in {"application_name": application_name, **SOCKET}.items() if k not in given}
+        options = given.get("options") or os.environ.get("PGOPTIONS")
+        if options and "statement_timeout" not in options:
+            settings["options"] = f"{options} {SOCKET['options']}"
+        elif options:
+            settings.pop("options", None)
+            settings["options"] = options
         try:
-            return psycopg.connect(self.url, autocommit=True, application_name=application_name, **SOCKET)
+            return psycopg.connect(self.url, autocommit=True, **settings)
         except psycopg.Error as exc:
             raise self._unavailable(exc) from None
 
@@ -192,20 +208,41 @@ class PostgresRecords:
             return int(row[0]) if row else None
 
     def claim_key(self, kid: str) -> None:
-        """Refuse a master key other than the store's: the first key used with it is the store's key."""
-        with self._session() as conn:
-            conn.execute("INSERT INTO authsome_meta (key, value) VALUES ('key_id', %s) ON CONFLICT (key) DO NOTHING",
-                         (kid,))
-            stored = conn.execute("SELECT value FROM authsome_meta WHERE key = 'key_id'").fetchone()[0]
-        if stored != kid:
+        """Refuse a master key other than the store's. The store's key is the one its records are sealed
+        with, else the first key used with it (claimed atomically, so two new machines cannot both win)."""
+        from authsome.vault.crypto import sealed_kid
+
+        with self._session() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('authsome-key', 0))")
+            row = conn.execute("SELECT value FROM authsome_meta WHERE key = 'key_id'").fetchone()
+            stored = row[0] if row else None
+            if stored is None:
+                for (data,) in conn.execute("SELECT data FROM authsome_records LIMIT 20"):
+                    stored = sealed_kid(bytes(data)) or stored
+                    if stored:
+                        break
+                conn.execute("INSERT INTO authsome_meta (key, value) VALUES ('key_id', %s)", (stored or kid,))
+        if stored is not None and stored != kid:
             raise WrongKey(f"The store {self.location} is sealed with a different master key (id {stored}) than "
                            f"this machine's (id {kid}).",
                            "use the team's key: set AUTHSOME_MASTER_KEY (or master.key in the home) to it")
 
-    def set_key(self, kid: str) -> None:
-        """A rotation is done: the store's key is now `kid`."""
+    def key_id(self) -> str | None:
         with self._session() as conn:
-            conn.execute("UPDATE authsome_meta SET value = %s WHERE key = 'key_id'", (kid,))
+            row = conn.execute("SELECT value FROM authsome_meta WHERE key = 'key_id'").fetchone()
+        return row[0] if row else None
+
+    def set_key(self, old: str, new: str) -> None:
+        """A rotation is done: the store's key is now `new` (if it was `old`, or is `new` already)."""
+        with self._session() as conn:
+            cur = conn.execute("UPDATE authsome_meta SET value = %s WHERE key = 'key_id' AND value IN (%s, %s)",
+                               (new, old, new))
+            if cur.rowcount == 0:
+                conn.execute("INSERT INTO authsome_meta (key, value) VALUES ('key_id', %s) ON CONFLICT DO NOTHING",
+                             (new,))
+                if (self.key_id() or new) != new:
+                    raise WrongKey(f"The store {self.location} was given another master key meanwhile.",
+                                   "check who else rotates it; nothing more was changed")
 
     # -- records ---------------------------------------------------------------
 
@@ -246,9 +283,9 @@ class PostgresRecords:
                 conn.execute(f"SET LOCAL lock_timeout = {int(timeout * 1000)}")
                 conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION * 1000}")
                 conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (rid,))
-                row = conn.execute("SELECT data, version FROM authsome_records WHERE id = %s FOR UPDATE",
+                row = conn.execute("SELECT data, version, revision FROM authsome_records WHERE id = %s FOR UPDATE",
                                    (rid,)).fetchone()
-                slot = _Slot(rid, bytes(row[0]) if row else None, row[1] if row else 0)
+                slot = _Slot(rid, bytes(row[0]) if row else None, row[1] if row else 0, row[2] if row else 0)
                 yield slot
             except BaseException:
                 with contextlib.suppress(psycopg.Error):
@@ -257,18 +294,31 @@ class PostgresRecords:
             try:
                 slot.apply(conn)
                 conn.execute("COMMIT")
-            except psycopg.OperationalError as exc:
-                if slot.change is None:
+            except psycopg.Error as exc:
+                # Lost with its connection (a restart, a cut, the idle-in-transaction limit): applied again.
+                if slot.change is None or not (conn.closed or conn.broken):
                     raise
                 self._apply_again(slot, exc)
         if slot.revision is not None and self._watch is not None:
             self._watch.saw(rid, slot.revision)  # this process sees its own write at once
 
     def _apply_again(self, slot: _Slot, lost: Exception) -> None:
+        """Apply `slot`'s change once more, under the lock again, if the record is still as it was read
+        (its revision is never reused); a first COMMIT that went through but whose answer was lost is
+        recognised by the record holding the change already."""
         try:
             with self._session() as conn, conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (slot.rid,))
-                slot.apply(conn)
+                try:
+                    slot.apply(conn)
+                except VaultLocked:
+                    row = conn.execute("SELECT data, revision FROM authsome_records WHERE id = %s",
+                                       (slot.rid,)).fetchone()
+                    written = slot.change == "delete" and row is None or \
+                        row is not None and isinstance(slot.change, tuple) and bytes(row[0]) == slot.change[0]
+                    if not written:
+                        raise
+                    slot.revision = row[1] if row is not None else slot.revision
         except (StoreUnavailable, VaultLocked) as exc:
             raise StoreUnavailable(
                 f"The store {self.location} was lost while {slot.rid} was being saved, and it could not be saved "
@@ -295,8 +345,8 @@ class PostgresRecords:
 class _Slot:
     """What `locked` read, and the change the caller asks for (applied by `locked`, under the lock)."""
 
-    def __init__(self, rid: str, data: bytes | None, version: int):
-        self.rid, self.data, self.version = rid, data, version
+    def __init__(self, rid: str, data: bytes | None, version: int, read_revision: int = 0):
+        self.rid, self.data, self.version, self.read_revision = rid, data, version, read_revision
         self.change: tuple[bytes, int] | None | str = None  # (data, version), "delete", or None
         self.revision: int | None = None  # once applied: the record's new revision (0: deleted)
 
@@ -310,7 +360,7 @@ class _Slot:
         if self.change is None:
             return
         if self.change == "delete":
-            conn.execute("DELETE FROM authsome_records WHERE id = %s AND version = %s", (self.rid, self.version))
+            conn.execute("DELETE FROM authsome_records WHERE id = %s AND revision = %s", (self.rid, self.read_revision))
             revision = conn.execute("SELECT nextval('authsome_revision')").fetchone()[0]
             self._announce(conn, -revision)
             return
@@ -323,8 +373,8 @@ class _Slot:
         else:
             cur = conn.execute(
                 "UPDATE authsome_records SET data = %s, version = %s, revision = nextval('authsome_revision'), "
-                "updated_at = now() WHERE id = %s AND version = %s RETURNING revision",
-                (data, version, self.rid, self.version))
+                "updated_at = now() WHERE id = %s AND version = %s AND revision = %s RETURNING revision",
+                (data, version, self.rid, self.version, self.read_revision))
         row = cur.fetchone()
         if row is None:  # written since it was read, by someone ignoring the lock: theirs is kept
             raise VaultLocked(f"{self.rid} changed in the store while its lock was held; it was left as it is.",

@@ -90,9 +90,10 @@ class Vault:
         # Loaded on first use: listing a fresh vault needs no key. A new key is
         # made only for a vault without records (it could open none of them).
         if self._key is None:
-            self._key = load_master_key(self.home, may_create=not self.records.ids())
-            if self.records.shared:  # one key per store: the first key to write claims it, atomically
-                self.records.claim_key(self._key.kid)  # type: ignore[attr-defined]
+            key = load_master_key(self.home, may_create=not self.records.ids())
+            if self.records.shared:  # one key per store: its records' key, or the first one used with it
+                self.records.claim_key(key.kid)  # type: ignore[attr-defined]
+            self._key = key  # only once the store took it: a refused key is refused again next time
         return self._key
 
     def foreign_records(self) -> list[str]:
@@ -157,12 +158,16 @@ class Vault:
         return self.records.ids()
 
     def sealed_record(self, rid: str) -> tuple[bytes, dict | None] | None:
-        """A record as stored, and what it holds (None for a default pointer); raises when it does not open."""
+        """A record as stored, and what it holds; raises when it does not open."""
         data = self.records.read(rid)
-        if data is None:
-            return None
+        return self.opened(rid, data) if data is not None else None
+
+    def opened(self, rid: str, data: bytes) -> tuple[bytes, dict | None]:
+        """(the sealed record, what it holds); a default pointer of earlier versions (a plain name) comes back
+        sealed, as every store keeps it now."""
         if split_id(rid)[0] == "default" and sealed_kid(data) is None:
-            return data, None  # the plain name earlier versions wrote
+            payload = {"connection": data.decode(errors="replace").strip()}
+            return self._sealed(rid, payload), payload
         return data, self._open(rid, data)
 
     def import_record(self, rid: str, data: bytes, payload: dict | None, *, force: bool = False) -> str:
@@ -199,14 +204,6 @@ class Vault:
                 return False
             plaintext = open_sealed(self.key, rid, slot.data, self.records.describe(rid))
             slot.write(seal(new, rid, plaintext), slot.version)
-            return True
-
-    def drop_record(self, rid: str, data: bytes) -> bool:
-        """Delete a record moved elsewhere, if it still is exactly `data` (False: it changed, so it stays)."""
-        with self.records.locked(rid, timeout=30.0) as slot:
-            if slot.data != data:
-                return False
-            slot.delete()
             return True
 
     # -- connections ---------------------------------------------------------
