@@ -32,14 +32,14 @@ SERVER = os.path.join(os.path.dirname(__file__), "servers", "mcp_server.py")
 
 
 class McpServer:
-    def __init__(self, ca, workdir, access_ttl: int = 600):
+    def __init__(self, ca, workdir, access_ttl: int = 600, iss: str | None = None):
         leaf = make_leaf(ca, workdir / "pki", ["mcp.test"])
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         config = workdir / "mcp.json"
         config.write_text(json.dumps({"port": self.port, "cert": str(leaf.cert), "key": str(leaf.key),
-                                      "host": "mcp.test", "access_ttl": access_ttl}))
+                                      "host": "mcp.test", "access_ttl": access_ttl, "iss": iss}))
         self.ca = ca
         self.process = subprocess.Popen([sys.executable, SERVER, str(config)], stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True)
@@ -170,6 +170,24 @@ def test_mcp_add_discovers_registers_and_logs_in_with_the_resource(mcp_server, e
                                           "headers": {"Authorization": "Bearer authsome-proxy-managed"}}
 
 
+@pytest.mark.invariant
+def test_an_authorization_response_naming_another_issuer_is_refused(test_ca, tmp_path, trusting_env, login_port, cli):
+    server = McpServer(test_ca, tmp_path / "mixup", iss="https://evil.test")  # RFC 9207: a mix-up
+    try:
+        env = {**trusting_env, "AUTHSOME_RESOLVE": server.resolve, "AUTHSOME_LOGIN_PORT": str(login_port)}
+        proc = McpAdd(["mcp", "add", NAME, server.url, "--no-browser"], env)
+        local = proc.url().replace(f"mcp.test:{server.port}", f"127.0.0.1:{server.port}")
+        r = httpx.get(local, verify=ssl.create_default_context(cafile=str(test_ca.cert)),
+                      headers={"Host": f"mcp.test:{server.port}"})
+        httpx.get(r.headers["location"])
+        done = proc.finish()
+        assert done.code == 6 and "another authorization server" in done.err, done.err
+        assert server.stats()["token_requests"] == []  # the code was never exchanged
+        assert cli(["get", NAME, "--field", "status"], env=env).out == "not_connected\n"
+    finally:
+        server.stop()
+
+
 def test_mcp_add_refuses_what_it_cannot_trust(cli, env, mcp_server):
     assert cli(["mcp", "add", NAME, f"http://mcp.test:{mcp_server.port}/mcp"], env=env).code == 2
     assert cli(["mcp", "add", "x", mcp_server.url], env=env).code == 2  # a bundled provider's name
@@ -189,6 +207,11 @@ def test_the_sdk_client_lists_and_calls_tools_through_run_without_ever_holding_t
     assert "tools echo wait_for whoami" in r.out and "echo hello" in r.out
     assert "wait done" in r.out  # the tool's log message came through while it ran: the stream is live
     token = Vault.open().get_connection(NAME).access_token
+    child = run_cli(["run", "--", "sh", "-c", "env; cat $HOME/.* 2>/dev/null | head -c 100000"], env=env)
+    assert "TMCP_ACCESS_TOKEN=authsome-proxy-managed" in child.out and token not in child.out
+    for path in [*home.rglob("*"), *tmp_path.rglob("*")]:  # no file but the vault's sealed records holds it
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), path
     seen = [h for h in mcp_server.stats()["mcp_authorizations"] if h]
     assert seen and set(seen) == {f"Bearer {token}"}  # every request carried the real token, on the wire
     assert token not in r.out + r.err

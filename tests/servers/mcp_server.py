@@ -11,7 +11,7 @@ test CA, an authorization endpoint that approves at once (sending RFC 9207
 is used again, short access tokens, an audience check on the RFC 8707
 `resource`, and `/__test/*` endpoints (what the server saw; revoke all).
 
-Config: {"port", "cert", "key", "host", "access_ttl"}. The server's URL is
+Config: {"port", "cert", "key", "host", "access_ttl", "iss"} ("iss": another issuer to name, a mix-up). The server's URL is
 https://HOST:PORT/mcp; it is its own authorization server (issuer https://HOST:PORT).
 """
 
@@ -56,8 +56,9 @@ STATS = Stats()
 class Provider:
     """An in-memory authorization server: one grant family per authorization code."""
 
-    def __init__(self, issuer: str, resource: str, access_ttl: int):
+    def __init__(self, issuer: str, resource: str, access_ttl: int, iss: str | None = None):
         self.issuer, self.resource, self.access_ttl = issuer, resource, access_ttl
+        self.iss = iss or issuer  # what the authorization response names as its issuer (RFC 9207)
         self.clients: dict[str, OAuthClientInformationFull] = {}
         self.codes: dict[str, AuthorizationCode] = {}
         self.refresh_tokens: dict[str, tuple[RefreshToken, str, bool]] = {}  # token -> (it, family, spent)
@@ -79,7 +80,7 @@ class Provider:
             code_challenge=params.code_challenge, redirect_uri=params.redirect_uri,
             redirect_uri_provided_explicitly=params.redirect_uri_provided_explicitly,
             resource=params.resource, subject="alice")
-        return construct_redirect_uri(str(params.redirect_uri), code=code, state=params.state, iss=self.issuer)
+        return construct_redirect_uri(str(params.redirect_uri), code=code, state=params.state, iss=self.iss)
 
     async def load_authorization_code(self, client, authorization_code: str):
         return self.codes.get(authorization_code)
@@ -136,7 +137,7 @@ def build(config: dict):
     host, port = config.get("host", "mcp.test"), config["port"]
     origin = f"https://{host}:{port}"
     resource = f"{origin}/mcp"
-    provider = Provider(origin, resource, int(config.get("access_ttl", 600)))
+    provider = Provider(origin, resource, int(config.get("access_ttl", 600)), config.get("iss"))
     server = MCPServer(
         "authsome-test", auth_server_provider=provider,
         auth=AuthSettings(issuer_url=origin, resource_server_url=resource, validate_token_resource=True,
