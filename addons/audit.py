@@ -110,9 +110,19 @@ class Audit:
             "refreshed": bool(meta.get("refreshed")),
             "retried": bool(meta.get("retried")),
             "problem": meta.get("inject_error") or meta.get("refresh_error"),
-            **({"mcp_method": meta["mcp"]["method"], "mcp_name": meta["mcp"]["name"]} if meta.get("mcp") else {}),
+            **_mcp_fields(meta.get("mcp")),
             "ms": round((time.time() - started) * 1000) if started else None,
         }
+
+
+def _mcp_fields(mcp: dict | None) -> dict:
+    """An MCP request's JSON-RPC method(s) and tool or prompt name(s); what its headers claimed, if different."""
+    if not mcp:
+        return {}
+    out = {"mcp_method": mcp["method"], "mcp_name": mcp["name"]}
+    if mcp.get("headers"):
+        out["mcp_headers"] = mcp["headers"]
+    return out
 
 
 addons = [Audit()]

@@ -4,13 +4,15 @@ Three things, for hosts that serve a provider with an `mcp` block:
 
 - The client never starts an OAuth of its own: the server's discovery
   documents (`/.well-known/oauth-protected-resource`, authorization server
-  and OpenID metadata) are answered by the proxy with 404, and a 401 that
-  reaches the client (no usable credential, or a refresh that failed) is
-  turned into a JSON-RPC error naming `authsome login NAME`, with no
-  `WWW-Authenticate` that would point the client at a login.
-- The audit log gets each request's JSON-RPC method and the tool, prompt or
-  resource it names (the `Mcp-Method` / `Mcp-Name` headers when sent, else
-  read from the body), never the arguments.
+  and OpenID metadata) are answered by the proxy with 404, no response
+  carries `WWW-Authenticate`, and a 401 that reaches the client (no usable
+  credential, or a refresh that failed) or a 403 Bearer challenge (a
+  step-up) becomes a JSON-RPC error naming `authsome login NAME`.
+- The audit log gets each request's JSON-RPC method(s) and the tool or
+  prompt named, read from the body (every message of a batch; the
+  `Mcp-Method` / `Mcp-Name` headers when the body has none, and recorded
+  apart when they claim something else), never the arguments (a resource's
+  URI is one).
 - Everything else (injection, the refresh and re-send of a 401, server-sent
   events streaming through) is what every provider gets.
 
@@ -24,6 +26,7 @@ import json
 from mitmproxy import ctx, http
 
 from authsome.addons._runtime import META, declare, held_for_refresh, runtime
+from authsome.providers.routes import canonical_path
 
 DISCOVERY = ("/.well-known/oauth-protected-resource", "/.well-known/oauth-authorization-server",
              "/.well-known/openid-configuration")
@@ -42,28 +45,44 @@ def _mcp_binding(flow: http.HTTPFlow):
 
 
 def rpc(body: bytes | None) -> tuple[str | None, str | None, object]:
-    """(method, name, id) of a JSON-RPC request body (the first of a batch); never its arguments."""
-    if not body or len(body) > MAX_BODY:
+    """(methods, names, id) of a JSON-RPC body, every message of a batch; never the arguments.
+
+    A tool or prompt is named by `params.name`; a resource's URI is an argument (it may carry a
+    query, a document id) and is left out. A body that cannot be read says "unparsed".
+    """
+    if not body:
         return None, None, None
+    if len(body) > MAX_BODY:
+        return "unparsed", None, None
     try:
         message = json.loads(body)
-    except ValueError:
-        return None, None, None
-    if isinstance(message, list):
-        message = message[0] if message else None
-    if not isinstance(message, dict):
-        return None, None, None
-    method = message.get("method") if isinstance(message.get("method"), str) else None
-    params = message.get("params") if isinstance(message.get("params"), dict) else {}
-    name = params.get("name") if isinstance(params.get("name"), str) else None
-    if name is None and method == "resources/read" and isinstance(params.get("uri"), str):
-        name = params["uri"]
-    ident = message.get("id") if isinstance(message.get("id"), (str, int)) else None
-    return method, name, ident
+    except (ValueError, RecursionError):
+        return "unparsed", None, None
+    messages = message if isinstance(message, list) else [message]
+    methods, names, ident = [], [], None
+    for m in messages:
+        if not isinstance(m, dict):
+            continue
+        method = m.get("method") if isinstance(m.get("method"), str) else None
+        params = m.get("params") if isinstance(m.get("params"), dict) else {}
+        if method:
+            methods.append(method)
+            if method in ("tools/call", "prompts/get") and isinstance(params.get("name"), str):
+                names.append(params["name"])
+        if ident is None and isinstance(m.get("id"), (str, int)) and not isinstance(m.get("id"), bool):
+            ident = m["id"]
+    return ",".join(methods) or None, ",".join(names) or None, ident
 
 
 def _short(text: str | None) -> str | None:
     return text[:200] if text else None
+
+
+def _challenge(response: http.Response) -> bool:
+    """A response that would send an MCP client into an OAuth of its own: a 401, or a Bearer challenge
+    (a 403 `insufficient_scope` asks for a step-up login)."""
+    return response.status_code == 401 or (
+        response.status_code == 403 and "bearer" in response.headers.get("www-authenticate", "").lower())
 
 
 class Mcp:
@@ -73,7 +92,9 @@ class Mcp:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None or _mcp_binding(flow) is None:
             return
-        if flow.request.path.split("?", 1)[0].startswith(DISCOVERY):
+        path = canonical_path(flow.request.path.split("?", 1)[0]).lower()
+        raw = flow.request.path.split("?", 1)[0].lower()
+        if path.startswith(DISCOVERY) or raw.startswith(DISCOVERY):
             flow.response = http.Response.make(
                 404, json.dumps({"error": "not_found", "error_description":
                                  "authsome manages this server's authorization; run the client under `authsome run`"}),
@@ -82,33 +103,55 @@ class Mcp:
     def request(self, flow: http.HTTPFlow) -> None:
         if _mcp_binding(flow) is None:
             return
-        headers = flow.request.headers
         method, name, ident = rpc(flow.request.raw_content)
-        flow.metadata[META]["mcp"] = {"method": _short(headers.get("mcp-method") or method),
-                                      "name": _short(headers.get("mcp-name") or name), "id": ident}
+        headers = flow.request.headers
+        said = (headers.get("mcp-method"), headers.get("mcp-name"))
+        record = {"method": _short(method or said[0]), "name": _short(name or said[1]), "id": ident}
+        if method and said != (None, None) and said != (method, name):
+            record["headers"] = [_short(said[0]), _short(said[1])]  # what the client claimed, when it differs
+        flow.metadata[META]["mcp"] = record
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.response.status_code == 401 and not held_for_refresh(flow) and _mcp_binding(flow) is not None:
-            flow.response.stream = False  # replaced whole in `response`
+        if _mcp_binding(flow) is None:
+            return
+        if _challenge(flow.response):
+            flow.metadata[META]["mcp_challenge"] = True
+            if not held_for_refresh(flow):
+                flow.response.stream = False  # replaced whole in `response`
+        flow.response.headers.pop("www-authenticate", None)  # never a pointer to a login of its own
 
     def response(self, flow: http.HTTPFlow) -> None:
-        if flow.response.status_code != 401 or flow.is_replay:
+        if flow.is_replay:
             return
         binding = _mcp_binding(flow)
         if binding is None:
             return
+        flow.response.headers.pop("www-authenticate", None)
+        if not (flow.response.status_code == 401 or flow.response.status_code == 403 and meta_challenged(flow)):
+            return
         meta = flow.metadata[META]
         name = binding.provider.name
-        why = {"not_connected": "it is not logged in", "invalid": "its grant was refused",
-               "expired": "its token expired"}.get(meta.get("inject_error") or meta.get("refresh_error") or "",
-                                                   "the server refused the token and it could not be refreshed")
         login = f"authsome login {name}" + ("" if binding.connection == "default" else f" --connection {binding.connection}")
-        message = f"authsome has no usable credential for the MCP server '{name}' ({why}): run `{login} --force`"
+        if flow.response.status_code == 403:
+            message = (f"the MCP server '{name}' asks for more scopes than authsome's login has: run `{login} "
+                       "--force --scopes ...` with the scopes the server names")
+        elif meta.get("refreshed") and not meta.get("refresh_error"):
+            message = f"authsome refreshed the token of the MCP server '{name}': send the request again"
+        else:
+            why = {"not_connected": "it is not logged in", "invalid": "its grant was refused",
+                   "expired": "its token expired"}.get(meta.get("inject_error") or meta.get("refresh_error") or "",
+                                                       "the server refused the token and it could not be refreshed")
+            message = f"authsome has no usable credential for the MCP server '{name}' ({why}): run `{login} --force`"
         ident = (meta.get("mcp") or {}).get("id")
         flow.response = http.Response.make(
             403, json.dumps({"jsonrpc": "2.0", "id": ident, "error": {"code": NO_CREDENTIAL, "message": message}}),
             {"Content-Type": "application/json"})
         meta["mcp_refused"] = True
+
+
+def meta_challenged(flow: http.HTTPFlow) -> bool:
+    """The 403 carried a Bearer challenge before `responseheaders` took the header away."""
+    return bool((flow.metadata.get(META) or {}).get("mcp_challenge"))
 
 
 addons = [Mcp()]

@@ -113,6 +113,7 @@ def load(vault: Vault, registry: Registry, selection: dict[str, str], *, warn=No
     mcp_servers = set(registry.mcp_servers())
     names = set(vault.providers_with_records()) | set(chosen) | mcp_servers
     bindings: list[Binding] = []
+    unconnected: list[Binding] = []
     for name in sorted(names):
         conn_name = chosen.get(name) or vault.default_connection(name)
         if name in chosen:
@@ -121,7 +122,13 @@ def load(vault: Vault, registry: Registry, selection: dict[str, str], *, warn=No
                 raise NotConnected(name, conn_name)
         else:
             existing = vault.connection_names(name)
-            if conn_name not in existing and name not in mcp_servers:
+            if conn_name not in existing and name in mcp_servers:
+                provider = registry.get(name)
+                # Only one the user added (`mcp add` confirms it): a file the agent planted routes nothing.
+                if trust.is_confirmed(vault, provider):
+                    unconnected.append(_binding(vault, provider, conn_name))
+                continue
+            if conn_name not in existing:
                 if existing and warn is not None:
                     warn(f"'{name}' has connections {', '.join(existing)} but no default, so this run does not use it; "
                          f"choose one with --connection {name}={existing[0]}, or `authsome default {name} {existing[0]}`")
@@ -139,7 +146,10 @@ def load(vault: Vault, registry: Registry, selection: dict[str, str], *, warn=No
                 warn(f"{name}/{conn_name} was handed to CI (`authsome ci export`), so this run does not use it")
             continue
         bindings.append(_binding(vault, provider, conn_name, chosen=name in chosen))
-    return _settle_overlaps(bindings, warn or (lambda message: None))
+    settled = _settle_overlaps(bindings, warn or (lambda message: None))
+    # An MCP server without a connection only answers for itself: never for routes a connection serves.
+    taken = [r for b in settled for r in b.routes]
+    return settled + [b for b in unconnected if not any(overlap(r, t) for r in b.routes for t in taken)]
 
 
 def _binding(vault: Vault, provider: Provider, name: str, *, chosen: bool = False) -> Binding:

@@ -32,19 +32,26 @@ PLACEHOLDER_HEADER = "Bearer authsome-proxy-managed"
 _RESOURCE_METADATA = re.compile(r'resource_metadata\s*=\s*"([^"]+)"')
 
 
-def canonical(url: str) -> str:
+def canonical(url: str, *, what: str = "The MCP server URL") -> str:
     """The MCP server's canonical URL (RFC 8707 / the MCP spec): https, lower-case host, no default port,
-    no fragment, no trailing slash."""
-    parts = urlsplit(url.strip())
-    if parts.scheme.lower() != "https" or not parts.hostname:
-        raise UsageError(f"The MCP server URL must be an https:// URL, not {given(url)}.",
-                         "for example: authsome mcp add notion https://mcp.notion.com/mcp")
-    if parts.username or parts.password or parts.fragment:
-        raise UsageError("The MCP server URL must not hold credentials or a fragment.",
-                         "give the server's address only; authsome logs in for you")
-    host = parts.hostname.lower()
-    netloc = host if parts.port in (None, 443) else f"{host}:{parts.port}"
-    return urlunsplit(("https", netloc, parts.path.rstrip("/"), parts.query, ""))
+    no trailing slash; no credentials, query, fragment, dot segment or percent-encoding (each would make
+    the route and the resource say different things)."""
+    example = "for example: authsome mcp add notion https://mcp.notion.com/mcp"
+    try:
+        parts = urlsplit(url.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise UsageError(f"{what} is not a URL that can be read ({given(url)}).", example) from None
+    if parts.scheme.lower() != "https" or not host:
+        raise UsageError(f"{what} must be an https:// URL, not {given(url)}.", example)
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise UsageError(f"{what} must not hold credentials, a query or a fragment.",
+                         "give the server's address only (authsome logs in for you)")
+    if "%" in parts.path or any(seg in (".", "..") for seg in parts.path.split("/")):
+        raise UsageError(f"{what} must not hold percent-encoding or dot segments.", example)
+    host = f"[{host}]" if ":" in host else host.lower()
+    netloc = host if port in (None, 443) else f"{host}:{port}"
+    return urlunsplit(("https", netloc, parts.path.rstrip("/"), "", ""))
 
 
 @dataclass(frozen=True)
@@ -106,15 +113,27 @@ def discover(url: str, sess: requests.Session | None = None) -> Discovered:
     if prm is None:
         raise LoginError(f"The MCP server at {parts.netloc} publishes no protected resource metadata (RFC 9728).",
                          "check the URL (the MCP endpoint itself, for example https://mcp.example.com/mcp)")
-    if canonical(str(prm.get("resource") or "https://invalid")) != url:
-        raise LoginError(f"The MCP server's metadata names another resource ({given(str(prm.get('resource')))}) "
+    resource = prm.get("resource")
+    try:
+        same = isinstance(resource, str) and canonical(resource) == url
+    except UsageError:
+        same = False
+    if not same:
+        raise LoginError(f"The MCP server's metadata names another resource ({given(str(resource))}) "
                          f"than {url} (RFC 9728 3.3); its tokens would be for something else.",
                          "give the URL the server calls itself")
-    servers = [s for s in prm.get("authorization_servers") or [] if isinstance(s, str)]
+    servers = prm.get("authorization_servers")
+    servers = [s for s in servers if isinstance(s, str)] if isinstance(servers, list) else []
     if not servers:
         raise LoginError(f"The MCP server at {parts.netloc} names no authorization server.",
                          "ask its operator; authsome cannot log in without one")
     issuer = servers[0]
+    try:
+        if canonical(issuer, what="The authorization server's issuer") != issuer.rstrip("/") or "?" in issuer:
+            raise UsageError("not canonical")
+    except UsageError:
+        raise LoginError(f"The MCP server names an authorization server authsome will not use ({given(issuer)}): "
+                         "it must be a plain https URL.", "ask the server's operator") from None
     for candidate in discovery_urls(issuer):
         metadata = _get_json(sess, candidate)
         if metadata is None:
@@ -123,13 +142,16 @@ def discover(url: str, sess: requests.Session | None = None) -> Discovered:
             raise LoginError(f"The authorization server's metadata names another issuer than {issuer} (RFC 8414 3.3).",
                              "its operator must fix it; authsome will not log in to a server that names another")
         methods = metadata.get("code_challenge_methods_supported")
-        if not metadata.get("authorization_endpoint") or not metadata.get("token_endpoint"):
-            raise LoginError(f"The authorization server {issuer} publishes no authorization or token endpoint.")
-        if methods is not None and "S256" not in methods:
-            raise LoginError(f"The authorization server {issuer} does not offer PKCE with S256.",
+        endpoints = [metadata.get(k) for k in ("authorization_endpoint", "token_endpoint")]
+        if not all(isinstance(e, str) and e.startswith("https://") for e in endpoints):
+            raise LoginError(f"The authorization server {issuer} publishes no https authorization and token "
+                             "endpoints.", "ask the server's operator")
+        if not isinstance(methods, list) or "S256" not in methods:
+            raise LoginError(f"The authorization server {issuer} does not say it offers PKCE with S256.",
                              "the MCP specification requires it; authsome does not log in without it")
-        scopes = tuple(s for s in prm.get("scopes_supported") or metadata.get("scopes_supported") or ()
-                       if isinstance(s, str) and s and " " not in s)
+        listed = prm.get("scopes_supported") or metadata.get("scopes_supported") or []
+        scopes = tuple(s for s in listed if isinstance(s, str) and s and " " not in s and "," not in s) \
+            if isinstance(listed, list) else ()
         return Discovered(url, issuer, metadata, scopes)
     raise LoginError(f"The authorization server {issuer} publishes no metadata (RFC 8414 or OpenID Connect).",
                      "check that it is reachable from here")
@@ -146,12 +168,16 @@ def definition(name: str, found: Discovered, *, client_id: str | None = None) ->
         "resource": found.url,
         "client_auth": "none",
     }
-    if m.get("revocation_endpoint"):
-        oauth["revocation_url"] = m["revocation_endpoint"]
-    if m.get("registration_endpoint"):
-        oauth["registration_endpoint"] = m["registration_endpoint"]
+    def https(key: str) -> str | None:
+        value = m.get(key)
+        return value if isinstance(value, str) and value.startswith("https://") else None
+
+    if https("revocation_endpoint"):
+        oauth["revocation_url"] = https("revocation_endpoint")
+    if https("registration_endpoint"):
+        oauth["registration_endpoint"] = https("registration_endpoint")
         oauth["supports_dcr"] = True
-    if client_id is None and not m.get("registration_endpoint"):
+    if client_id is None and not https("registration_endpoint"):
         raise LoginError(f"The authorization server {found.issuer} offers no dynamic client registration.",
                          f"register a client with its operator and run: authsome mcp add {name} {found.url} "
                          "--client-id ID")

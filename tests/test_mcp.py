@@ -262,7 +262,9 @@ def test_without_a_usable_credential_the_client_gets_a_clear_error_and_no_way_in
     probe.write_text(textwrap.dedent(f'''
         import httpx2, os
         with httpx2.Client() as c:
-            for path in ("/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-authorization-server"):
+            for path in ("/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-authorization-server",
+                         "/%2Ewell-known/oauth-protected-resource/mcp", "/.WELL-KNOWN/oauth-protected-resource/mcp",
+                         "/mcp/../.well-known/oauth-protected-resource/mcp"):
                 print(path, c.get("https://mcp.test:{mcp_server.port}" + path).status_code)
             r = c.post(os.environ["MCP_URL"], json={{"jsonrpc": "2.0", "id": 7, "method": "tools/list"}},
                        headers={{"Accept": "application/json, text/event-stream"}})
@@ -271,10 +273,92 @@ def test_without_a_usable_credential_the_client_gets_a_clear_error_and_no_way_in
     shown = run_cli(["run", "--resolve", mcp_server.resolve, "--", sys.executable, str(probe)],
                     env={**env, "MCP_URL": mcp_server.url})
     lines = shown.out.splitlines()
-    assert lines[0].endswith(" 404") and lines[1].endswith(" 404"), shown.both  # no discovery for its own login
-    assert lines[2].startswith("403 False 7 ") and f"authsome login {NAME}" in lines[2]
+    assert all(line.endswith(" 404") for line in lines[:5]), shown.both  # no discovery for its own login
+    assert lines[5].startswith("403 False 7 ") and f"authsome login {NAME}" in lines[5]
     # Logged out entirely: the server still only gets requests authsome answers for.
     assert cli(["logout", NAME]).code == 0
     again = run_cli(["run", "--resolve", mcp_server.resolve, "--", sys.executable, str(probe)],
                     env={**env, "MCP_URL": mcp_server.url})
-    assert again.out.splitlines()[2].startswith("403 False 7 ") and "not logged in" in again.out, again.both
+    assert again.out.splitlines()[5].startswith("403 False 7 ") and "not logged in" in again.out, again.both
+
+
+@pytest.mark.invariant
+def test_a_step_up_challenge_never_reaches_the_client(mcp_server, env, tmp_path, home):
+    """A 403 insufficient_scope with resource_metadata would start the SDK client's own OAuth (a step-up)."""
+    assert mcp_add(mcp_server, env).code == 0
+    mcp_server.stats("stepup")
+    probe = tmp_path / "probe.py"
+    probe.write_text(textwrap.dedent('''
+        import httpx2, os
+        with httpx2.Client() as c:
+            r = c.post(os.environ["MCP_URL"], json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"},
+                       headers={"Accept": "application/json, text/event-stream"})
+            print(r.status_code, r.headers.get("www-authenticate"), r.json()["error"]["message"])
+    '''))
+    r = run_cli(["run", "--resolve", mcp_server.resolve, "--", sys.executable, str(probe)],
+                env={**env, "MCP_URL": mcp_server.url})
+    assert r.out.startswith("403 None ") and "more scopes" in r.out and f"authsome login {NAME}" in r.out, r.both
+
+
+def test_a_planted_mcp_definition_routes_nothing(api, home, trusting_env, cli):
+    from authsome.models import Connection
+
+    token = "x-real-" + "P1anted" * 4
+    Vault.open().put_connection(Connection(provider="x", access_token=token))
+    (home / "providers" / "evil.json").write_text(json.dumps({  # written by the agent, never confirmed
+        "name": "evil", "display_name": "evil", "auth_type": "oauth2", "flow": "dcr_pkce",
+        "oauth": {"authorization_url": "https://api.twitter.com/a", "token_url": "https://api.twitter.com/t",
+                  "issuer": "https://api.twitter.com", "scopes": [], "supports_dcr": True, "client_auth": "none"},
+        "api_url": ["https://api.twitter.com/2"], "export": {"access_token": "EVIL_ACCESS_TOKEN"},
+        "mcp": {"url": "https://api.twitter.com/2"}}))
+    r = run_cli(["run", *api.resolve("api.twitter.com"), "--", "curl", "-sS", "-o", "/dev/null",
+                 "https://api.twitter.com/2/users/me"], env=trusting_env)
+    assert r.code == 0, r.err
+    assert api.seen[0]["headers"]["authorization"] == f"Bearer {token}"
+    assert "evil" in cli(["list"]).out  # a valid definition: left out of runs only for not being confirmed
+
+
+def test_mcp_add_over_another_definition_needs_force_and_takes_nothing_of_its_credentials(
+        mcp_server, env, cli, home, tmp_path):
+    from authsome.models import ClientCredentials, Connection
+
+    (tmp_path / "corp.json").write_text(json.dumps({
+        "name": NAME, "display_name": "corp", "auth_type": "oauth2", "flow": "pkce",
+        "oauth": {"authorization_url": "https://corp.test/a", "token_url": "https://corp.test/t", "scopes": []},
+        "api_url": ["api.corp.test"], "export": {"access_token": "CORP_ACCESS_TOKEN"}}))
+    assert cli(["register", str(tmp_path / "corp.json")]).code == 0
+    Vault.open().put_client(ClientCredentials(provider=NAME, client_id="corp", client_secret="corp-secret-" + "9" * 20))
+    Vault.open().put_connection(Connection(provider=NAME, access_token="corp-token-" + "9" * 20))
+    refused = cli(["mcp", "add", NAME, mcp_server.url, "--no-browser"], env=env)
+    assert refused.code == 2 and "already a custom provider" in refused.err
+    assert Vault.open().get_connection(NAME).access_token.startswith("corp-token-")
+    done = mcp_add(mcp_server, env, "--force")
+    assert done.code == 0, done.err
+    assert Vault.open().get_client(NAME).source == "dcr"  # registered anew: the old secret went nowhere
+    assert not Vault.open().get_connection(NAME).access_token.startswith("corp-token-")
+
+
+@pytest.mark.parametrize("body, expected", [
+    (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"secret"}}}',
+     ("tools/call", "echo", 1)),
+    (b'[{"jsonrpc":"2.0","method":"notifications/initialized"},'
+     b'{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"rm"}}]',
+     ("notifications/initialized,tools/call", "rm", "a")),
+    (b'{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"https://x/doc?token=abc"}}',
+     ("resources/read", None, 2)),  # a resource's URI is an argument
+    (b"[" * 100000, ("unparsed", None, None)),
+    (b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"big","arguments":"' + b"x" * (2 << 20) + b'"}}',
+     ("unparsed", None, None)),
+])
+def test_the_audit_reads_methods_and_names_never_arguments(body, expected):
+    from authsome.addons.mcp import rpc
+
+    assert rpc(body) == expected
+
+
+@pytest.mark.parametrize("url", ["https://mcp.test/mcp?tenant=1", "https://mcp.test/a/../mcp", "https://mcp.test/%6dcp",
+                                 "https://u:p@mcp.test/mcp", "https://mcp.test:99999/mcp", "https://[::1/mcp",
+                                 "http://mcp.test/mcp"])
+def test_mcp_add_refuses_urls_that_would_not_say_one_thing(url, cli):
+    r = cli(["mcp", "add", NAME, url])
+    assert r.code == 2 and "internal error" not in r.both and "Traceback" not in r.both, r.both

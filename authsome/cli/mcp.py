@@ -78,6 +78,7 @@ def cmd_add(args) -> int:
         raise UsageError(f"'{name}' is a bundled provider's name.", f"choose another, for example {name}-mcp")
     found = mcp.discover(args.url)
     definition = mcp.definition(name, found, client_id=args.client_id)
+    _make_room(name, found.url, force=args.force)
     provider, _ = registry().register(json.dumps(definition).encode(), found.url, force=args.force)
     trust.confirm_definition(vault(), provider)  # the user ran this command: this definition is theirs
     if args.client_id:
@@ -87,6 +88,30 @@ def cmd_add(args) -> int:
                                force=args.force, default=False, reset_client=False, no_browser=args.no_browser,
                                base_url=None, timeout=args.timeout, json=args.json)
     return auth.cmd_login(login)
+
+
+def _make_room(name: str, url: str, *, force: bool) -> None:
+    """Refuse to put an MCP server over another definition of that name, unless --force; then its stored
+    credentials go first (they were for the other definition's hosts, and must not follow the name)."""
+    from authsome import connections
+    from authsome.errors import ProviderNotFound
+
+    try:
+        current = registry().get(name)
+    except ProviderNotFound:
+        return
+    stored = vault().connection_names(name) or vault().get_client(name) is not None
+    if current.mcp_url == url:
+        return  # the same server again: a new login, as `authsome login NAME` would do
+    if not force:
+        what = f"the MCP server {current.mcp_url}" if current.mcp_url else "a custom provider"
+        raise UsageError(f"'{name}' is already {what}" + (", with stored credentials." if stored else "."),
+                         "choose another name, or add --force to replace it (its stored credentials are removed)")
+    if stored:
+        removed, _, warnings = connections.revoke_all(vault(), current, name)
+        for warning in warnings:
+            render.note(f"warning: {warning}")
+        render.note(f"removed the credentials of the previous '{name}' ({', '.join(removed) or 'its client'})")
 
 
 def cmd_config(args) -> int:

@@ -159,9 +159,11 @@ class Registry:
         out = []
         for name, path in sorted(_definition_files(self.user_dir).items()):
             try:
+                if b'"mcp"' not in path.read_bytes():  # cheap: most runs have none, and validating costs
+                    continue
                 if _load_file(path, "custom").mcp_url:
                     out.append(name)
-            except ProviderInvalid:
+            except (OSError, ProviderInvalid):
                 continue
         return out
 

@@ -11,7 +11,8 @@ test CA, an authorization endpoint that approves at once (sending RFC 9207
 is used again, short access tokens, an audience check on the RFC 8707
 `resource`, and `/__test/*` endpoints (what the server saw; revoke all).
 
-Config: {"port", "cert", "key", "host", "access_ttl", "iss"} ("iss": another issuer to name, a mix-up). The server's URL is
+Config: {"port", "cert", "key", "host", "access_ttl", "iss"} ("iss": another issuer to name, a mix-up).
+After POST /__test/stepup, /mcp answers 403 insufficient_scope (a step-up challenge). The server's URL is
 https://HOST:PORT/mcp; it is its own authorization server (issuer https://HOST:PORT).
 """
 
@@ -48,6 +49,7 @@ class Stats:
         self.registrations = 0
         self.refreshes = 0
         self.reuse_detected = 0
+        self.step_up = False
 
 
 STATS = Stats()
@@ -204,6 +206,8 @@ def wrap(app, provider: Provider):
         if path.startswith("/__test/"):
             if path == "/__test/revoke":
                 provider.revoked_families.update(f for _, f in provider.access_tokens.values())
+            if path == "/__test/stepup":
+                STATS.step_up = True
             body = json.dumps(STATS.__dict__).encode()
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"application/json")]})
@@ -212,6 +216,13 @@ def wrap(app, provider: Provider):
         headers = dict(scope["headers"])
         if path == "/mcp":
             STATS.mcp_authorizations.append(headers.get(b"authorization", b"").decode() or None)
+            if STATS.step_up:
+                challenge = (f'Bearer error="insufficient_scope", scope="admin", resource_metadata='
+                             f'"{provider.issuer}/.well-known/oauth-protected-resource/mcp"')
+                await send({"type": "http.response.start", "status": 403,
+                            "headers": [(b"content-type", b"application/json"), (b"www-authenticate", challenge.encode())]})
+                await send({"type": "http.response.body", "body": b'{"error": "insufficient_scope"}'})
+                return
         if path == "/token" or (path == "/mcp" and scope["method"] == "POST"):
             raw = await _body(receive)
             if path == "/token":
