@@ -530,7 +530,8 @@ def test_a_proxy_that_cannot_start_stops_the_command_and_says_why(home, x_connec
     (site / "sitecustomize.py").write_text(BROKEN_MITMPROXY)
     marker = tmp_path / "started"
     started = time.monotonic()
-    r = run(["--", "sh", "-c", f"touch {marker}; sleep 60"], {**trusting_env, "PYTHONPATH": str(site)})
+    # exec: the command is the process authsome stops (a grandchild would keep the output pipe open).
+    r = run(["--", "sh", "-c", f"touch {marker}; exec sleep 60"], {**trusting_env, "PYTHONPATH": str(site)})
     assert r.code == 7, r.err
     assert "The proxy could not start: ImportError." in r.err
     assert time.monotonic() - started < 30  # the command did not run its minute
