@@ -78,7 +78,7 @@ def cmd_add(args) -> int:
         raise UsageError(f"'{name}' is a bundled provider's name.", f"choose another, for example {name}-mcp")
     found = mcp.discover(args.url)
     definition = mcp.definition(name, found, client_id=args.client_id)
-    _make_room(name, found.url, force=args.force)
+    _make_room(name, found.url, found.issuer, force=args.force)
     provider, _ = registry().register(json.dumps(definition).encode(), found.url, force=args.force)
     trust.confirm_definition(vault(), provider)  # the user ran this command: this definition is theirs
     if args.client_id:
@@ -90,9 +90,10 @@ def cmd_add(args) -> int:
     return auth.cmd_login(login)
 
 
-def _make_room(name: str, url: str, *, force: bool) -> None:
+def _make_room(name: str, url: str, issuer: str, *, force: bool) -> None:
     """Refuse to put an MCP server over another definition of that name, unless --force; then its stored
-    credentials go first (they were for the other definition's hosts, and must not follow the name)."""
+    credentials go first (they were for the other definition's hosts, and must not follow the name).
+    The same server with another authorization server: its credentials were that issuer's, so they go too."""
     from authsome import connections
     from authsome.errors import ProviderNotFound
 
@@ -101,9 +102,10 @@ def _make_room(name: str, url: str, *, force: bool) -> None:
     except ProviderNotFound:
         return
     stored = vault().connection_names(name) or vault().get_client(name) is not None
-    if current.mcp_url == url:
+    same_server = current.mcp_url == url
+    if same_server and (current.oauth and current.oauth.issuer) == issuer:
         return  # the same server again: a new login, as `authsome login NAME` would do
-    if not force:
+    if not same_server and not force:
         what = f"the MCP server {current.mcp_url}" if current.mcp_url else "a custom provider"
         raise UsageError(f"'{name}' is already {what}" + (", with stored credentials." if stored else "."),
                          "choose another name, or add --force to replace it (its stored credentials are removed)")
