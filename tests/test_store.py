@@ -153,9 +153,11 @@ def test_the_child_never_sees_the_store_url(store, connect_x, trusting_env):
 # -- exactly one refresh across machines ------------------------------------------------------------------------------
 
 @pytest.mark.invariant
+@pytest.mark.parametrize("expired", [True, False], ids=["expired", "refused-with-401"])
 def test_ten_runs_on_two_machines_with_a_dead_token_refresh_once_and_all_succeed(
-        oauth, connect_x, machine, postgres, master_key, store):
-    issued = connect_x(revoke_access=True)  # the API refuses it: every run gets a 401 first
+        oauth, connect_x, machine, postgres, master_key, store, expired):
+    # Expired: every proxy refreshes before sending; refused: the API answers 401 first.
+    issued = connect_x(revoke_access=True, expires_in=-1 if expired else 600)
     homes = [machine("a"), machine("b")]
     procs = [subprocess.Popen([*AUTHSOME, *curl_me(oauth)], env={**os.environ, **homes[i % 2]},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(10)]
