@@ -37,6 +37,7 @@ def login(provider: Provider, vault: Vault, opts: LoginOptions, ui: Interaction,
     sess = oauth_client.http_session()
 
     data = {"scope": oauth_client.scope_string(oauth, scopes)} if scopes else {}
+    data.update(oauth_client.resource_param(oauth))  # RFC 8707, as in the other flows
     resp = oauth_client.post_form(oauth.device_authorization_url, data, client=client, oauth=oauth, sess=sess)
     body = oauth_client.json_body(resp)
     if resp.status_code != 200 or body.get("error") or not body.get("device_code"):
@@ -64,7 +65,8 @@ def login(provider: Provider, vault: Vault, opts: LoginOptions, ui: Interaction,
                                  f"run `authsome login {provider.name} --flow device_code` again")
             try:
                 resp = oauth_client.post_form(
-                    oauth.token_url, {"grant_type": GRANT, "device_code": body["device_code"]},
+                    oauth.token_url, {"grant_type": GRANT, "device_code": body["device_code"],
+                                      **oauth_client.resource_param(oauth)},
                     client=client, oauth=oauth, sess=sess,
                 )
             except Unreachable as exc:
