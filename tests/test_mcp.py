@@ -362,3 +362,19 @@ def test_the_audit_reads_methods_and_names_never_arguments(body, expected):
 def test_mcp_add_refuses_urls_that_would_not_say_one_thing(url, cli):
     r = cli(["mcp", "add", NAME, url])
     assert r.code == 2 and "internal error" not in r.both and "Traceback" not in r.both, r.both
+
+
+def test_a_client_registered_with_another_issuer_is_never_used_with_this_one(mcp_server, env, home):
+    """Credentials are keyed by issuer: a registration that names another authorization server is redone."""
+    import dataclasses
+
+    assert mcp_add(mcp_server, env).code == 0
+    vault = Vault.open()
+    old = vault.get_client(NAME)
+    vault.put_client(dataclasses.replace(old, registration={**old.registration, "issuer": "https://old-as.test"}))
+    proc = McpAdd(["login", NAME, "--no-browser", "--force"], env)
+    approve(proc.url(), mcp_server)
+    assert proc.finish().code == 0
+    assert mcp_server.stats()["registrations"] == 2
+    again = Vault.open().get_client(NAME)
+    assert again.client_id != old.client_id and again.registration["issuer"] == f"https://mcp.test:{mcp_server.port}"
