@@ -105,7 +105,7 @@ def cmd_use(args) -> int:
     elif st.schema is None:
         render.note("next: `authsome store init` creates its tables")
     elif st.unused_local and not st.counts:
-        render.note(f"next: `authsome store push` copies this home's {st.unused_local} record(s) into it")
+        render.note(f"next: `authsome store push` moves this home's {st.unused_local} record(s) into it")
     return 0
 
 
@@ -141,7 +141,7 @@ def cmd_status(args) -> int:
         opened = f"{st.opens} of {st.opens + len(st.foreign) + len(st.unreadable)} open with it"
         rows.append(("this key", opened))
     if st.unused_local:
-        rows.append(("not used", f"{st.unused_local} record(s) in this home's files (`authsome store push` copies them)"))
+        rows.append(("not used", f"{st.unused_local} record(s) in this home's files (`authsome store push` moves them)"))
     render.key_values(rows)
     for rid in st.foreign:
         render.note(f"error: {rid} is sealed with another master key (left untouched)")
