@@ -94,7 +94,7 @@ class Mcp:
             return
         path = canonical_path(flow.request.path.split("?", 1)[0]).lower()
         raw = flow.request.path.split("?", 1)[0].lower()
-        if path.startswith(DISCOVERY) or raw.startswith(DISCOVERY):
+        if any(p.startswith(DISCOVERY) or p.endswith(DISCOVERY[2]) or "/.well-known/oauth-" in p for p in (path, raw)):
             flow.response = http.Response.make(
                 404, json.dumps({"error": "not_found", "error_description":
                                  "authsome manages this server's authorization; run the client under `authsome run`"}),

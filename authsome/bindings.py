@@ -28,6 +28,7 @@ from authsome.providers.routes import (
     specificity,
 )
 from authsome.vault import Vault
+from authsome.vault.records import split_id
 
 
 @dataclass(frozen=True)
@@ -110,20 +111,20 @@ def load(vault: Vault, registry: Registry, selection: dict[str, str], *, warn=No
     chosen = dict(selection)
     # MCP servers take part even without a connection: their requests then get a clear error
     # from the proxy, never the server's 401 that would start the client's own login.
-    mcp_servers = set(registry.mcp_servers())
+    mcp_servers = set(registry.mcp_servers()) | set(_stored_mcp_servers(registry, vault))
     names = set(vault.providers_with_records()) | set(chosen) | mcp_servers
     bindings: list[Binding] = []
     unconnected: list[Binding] = []
     for name in sorted(names):
         conn_name = chosen.get(name) or vault.default_connection(name)
         if name in chosen:
-            provider = registry.get(name)
+            provider = _provider(registry, vault, name)
             if vault.get_connection(name, conn_name) is None:
                 raise NotConnected(name, conn_name)
         else:
             existing = vault.connection_names(name)
             if conn_name not in existing and name in mcp_servers:
-                provider = registry.get(name)
+                provider = _provider(registry, vault, name)
                 # Only one the user added (`mcp add` confirms it): a file the agent planted routes nothing.
                 if trust.is_confirmed(vault, provider):
                     unconnected.append(_binding(vault, provider, conn_name))
@@ -134,7 +135,7 @@ def load(vault: Vault, registry: Registry, selection: dict[str, str], *, warn=No
                          f"choose one with --connection {name}={existing[0]}, or `authsome default {name} {existing[0]}`")
                 continue
             try:
-                provider = registry.get(name)
+                provider = _provider(registry, vault, name)
             except Exception:
                 continue  # records of a provider whose definition is gone: not part of the run
         trust.check(vault, provider, [conn_name])
@@ -150,6 +151,37 @@ def load(vault: Vault, registry: Registry, selection: dict[str, str], *, warn=No
     # An MCP server without a connection only answers for itself: never for routes a connection serves.
     taken = [r for b in settled for r in b.routes]
     return settled + [b for b in unconnected if not any(overlap(r, t) for r in b.routes for t in taken)]
+
+
+def _provider(registry: Registry, vault: Vault, name: str) -> Provider:
+    """The definition of `name`: this home's, else (a shared store) the one confirmed on the machine that added it.
+
+    The confirmed copy is sealed with the master key, so it is the user's, as a confirmed file is.
+    """
+    from authsome.errors import ProviderNotFound
+    from authsome.providers import schema
+
+    try:
+        return registry.get(name)
+    except ProviderNotFound:
+        raw = vault.get_confirmed_definition(name) if vault.records.shared else None
+        if not isinstance(raw, dict):
+            raise
+        # The confirmed copy leaves out what never decides where a credential goes (the display name).
+        return schema.build_provider({"display_name": name, **raw}, source="custom", path=None)
+
+
+def _stored_mcp_servers(registry: Registry, vault: Vault) -> list[str]:
+    """MCP servers another machine of the shared store added (their definitions are confirmed in it)."""
+    if not vault.records.shared:
+        return []
+    out = []
+    for kind, name, _ in map(split_id, vault.record_ids()):
+        if kind == "definition" and not registry.user_file(name).exists() and not registry.is_bundled(name):
+            raw = vault.get_confirmed_definition(name)
+            if isinstance(raw, dict) and raw.get("mcp"):
+                out.append(name)
+    return out
 
 
 def _binding(vault: Vault, provider: Provider, name: str, *, chosen: bool = False) -> Binding:

@@ -204,3 +204,27 @@ def connect_x(oauth, home):
         return tokens
 
     return make
+
+
+# -- a real PostgreSQL for the shared store (tests/support/postgres.py) ---------------------------------------------
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    from tests.support.postgres import Postgres, binaries
+
+    if binaries() is None:
+        pytest.fail("PostgreSQL is not installed: run `bash scripts/setup`")
+    with Postgres.start(tmp_path_factory.mktemp("pg")) as pg:
+        yield pg
+    # a server left running by a failed test is stopped by __exit__
+
+
+@pytest.fixture
+def store(postgres, request, monkeypatch, master_key) -> str:
+    """A fresh database with authsome's tables; this test's own home (machine A) uses it."""
+    if postgres.sql("SELECT 1") != [(1,)]:  # a test may have stopped it
+        postgres.start_again()
+    url = postgres.create_database(f"t{abs(hash(request.node.nodeid)) % 10**8}")
+    monkeypatch.setenv("AUTHSOME_STORE", url)
+    assert run_cli(["store", "init"]).code == 0
+    return url

@@ -305,17 +305,36 @@ def test_a_planted_mcp_definition_routes_nothing(api, home, trusting_env, cli):
 
     token = "x-real-" + "P1anted" * 4
     Vault.open().put_connection(Connection(provider="x", access_token=token))
-    (home / "providers" / "evil.json").write_text(json.dumps({  # written by the agent, never confirmed
-        "name": "evil", "display_name": "evil", "auth_type": "oauth2", "flow": "dcr_pkce",
-        "oauth": {"authorization_url": "https://api.twitter.com/a", "token_url": "https://api.twitter.com/t",
-                  "issuer": "https://api.twitter.com", "scopes": [], "supports_dcr": True, "client_auth": "none"},
-        "api_url": ["https://api.twitter.com/2"], "export": {"access_token": "EVIL_ACCESS_TOKEN"},
-        "mcp": {"url": "https://api.twitter.com/2"}}))
-    r = run_cli(["run", *api.resolve("api.twitter.com"), "--", "curl", "-sS", "-o", "/dev/null",
-                 "https://api.twitter.com/2/users/me"], env=trusting_env)
+    for name, host in (("evil", "api.twitter.com"), ("lurker", "other.test")):  # by the agent, unconfirmed
+        (home / "providers" / f"{name}.json").write_text(json.dumps({
+            "name": name, "display_name": name, "auth_type": "oauth2", "flow": "dcr_pkce",
+            "oauth": {"authorization_url": f"https://{host}/a", "token_url": f"https://{host}/t",
+                      "issuer": f"https://{host}", "scopes": [], "supports_dcr": True, "client_auth": "none"},
+            "api_url": [f"https://{host}/2"], "export": {"access_token": f"{name.upper()}_ACCESS_TOKEN"},
+            "mcp": {"url": f"https://{host}/2"}}))
+    r = run_cli(["run", *api.resolve("api.twitter.com", "other.test"), "--", "sh", "-c",
+                 "curl -sS -o /dev/null https://api.twitter.com/2/users/me; "
+                 "curl -sS -o /dev/null -w '%{http_code}' -X POST https://other.test/2/x"], env=trusting_env)
     assert r.code == 0, r.err
     assert api.seen[0]["headers"]["authorization"] == f"Bearer {token}"
-    assert "evil" in cli(["list"]).out  # a valid definition: left out of runs only for not being confirmed
+    # Not intercepted at all: a tunnel, as for any host no confirmed definition routes.
+    log = [json.loads(line) for line in cli(["log", "--json"]).out.splitlines()]
+    assert {"event": "tunnel", "host": "other.test", "port": 443}.items() <= next(
+        e for e in log if e.get("host") == "other.test").items(), log
+    assert not any(e.get("provider") in ("evil", "lurker") for e in log)
+    assert "evil" in cli(["list"]).out  # valid definitions: left out of runs only for not being confirmed
+
+
+def test_an_mcp_server_added_on_one_machine_is_served_on_the_others(mcp_server, env, store, master_key, tmp_path):
+    """The definition is a file of the home that added it; the store holds its confirmed copy."""
+    assert mcp_add(mcp_server, env).code == 0  # machine A (this home) uses the shared store
+    b = {**env, "AUTHSOME_HOME": str(tmp_path / "b"), "AUTHSOME_STORE": store, "AUTHSOME_MASTER_KEY": master_key}
+    r = run_client(b, mcp_server, tmp_path, "echo:from-b")
+    assert r.code == 0 and "echo from-b" in r.out, r.err
+    mcp_server.stats("revoke")
+    Vault.open().update_connection(NAME, "default", lambda c: c.with_changes(expires_at=time.time() - 1))
+    denied = run_client(b, mcp_server, tmp_path, "tools")
+    assert f"authsome login {NAME}" in denied.out + denied.err  # guarded there too: no login of its own
 
 
 def test_mcp_add_over_another_definition_needs_force_and_takes_nothing_of_its_credentials(

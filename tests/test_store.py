@@ -19,30 +19,9 @@ import pytest
 
 from authsome.vault import Vault
 from tests.conftest import AUTHSOME, X_HOSTS, run_cli
-from tests.support.postgres import Postgres, binaries
 
 pytestmark = pytest.mark.slow
 ME = "https://api.twitter.com/2/users/me"
-
-
-@pytest.fixture(scope="session")
-def postgres(tmp_path_factory):
-    if binaries() is None:
-        pytest.fail("PostgreSQL is not installed: run `bash scripts/setup`")
-    with Postgres.start(tmp_path_factory.mktemp("pg")) as pg:
-        yield pg
-    # a server left running by a failed test is stopped by __exit__
-
-
-@pytest.fixture
-def store(postgres, request, monkeypatch, master_key) -> str:
-    """A fresh database with authsome's tables; this test's own home (machine A) uses it."""
-    if postgres.sql("SELECT 1") != [(1,)]:  # a test may have stopped it
-        postgres.start_again()
-    url = postgres.create_database(f"t{abs(hash(request.node.nodeid)) % 10**8}")
-    monkeypatch.setenv("AUTHSOME_STORE", url)
-    assert run_cli(["store", "init"]).code == 0
-    return url
 
 
 @pytest.fixture
@@ -476,3 +455,27 @@ def test_the_urls_own_settings_are_kept(postgres, cli, monkeypatch):
     tables = postgres.sql("SELECT table_schema FROM information_schema.tables WHERE table_name = 'authsome_records'",
                           "opts")
     assert tables == [("team",)]
+
+
+@pytest.mark.invariant
+def test_a_forged_notification_changes_nothing_for_running_proxies(oauth, connect_x, machine, postgres, store,
+                                                                   tmp_path):
+    """Anyone who may connect can NOTIFY, without any right on the tables: it only says "read this again"."""
+    issued = connect_x()
+    database = store.rsplit("/", 1)[1]
+    postgres.sql("DROP ROLE IF EXISTS intruder")
+    postgres.sql("CREATE ROLE intruder LOGIN")
+    flag = tmp_path / "go"
+    b = subprocess.Popen([*AUTHSOME, "run", *resolve_args(oauth), "--", "sh", "-c", FOLLOWER.format(me=ME, flag=flag)],
+                         env={**os.environ, **machine("b")}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: oauth.stats()["api_authorization_headers"], "machine B's first request")
+    import psycopg
+
+    with psycopg.connect(postgres.url(database).replace("postgres@", "intruder@"), autocommit=True) as c:
+        for payload in ("-999999999 connection:x/default", "999999999 connection:x/default"):
+            c.execute("SELECT pg_notify('authsome_records', %s)", (payload,))
+    time.sleep(0.3)
+    flag.touch()
+    out, err = b.communicate(timeout=60)
+    assert out.split() == ["200", "200"], err
+    assert oauth.stats()["api_authorization_headers"] == [f"Bearer {issued['access_token']}"] * 2

@@ -79,7 +79,8 @@ def cmd_add(args) -> int:
     found = mcp.discover(args.url)
     definition = mcp.definition(name, found, client_id=args.client_id)
     _make_room(name, found.url, found.issuer, force=args.force)
-    provider, _ = registry().register(json.dumps(definition).encode(), found.url, force=args.force)
+    # `_make_room` refused what may not be replaced (before changing anything): the file may be written.
+    provider, _ = registry().register(json.dumps(definition).encode(), found.url, force=True)
     trust.confirm_definition(vault(), provider)  # the user ran this command: this definition is theirs
     if args.client_id:
         vault().put_client(trust.stamped(provider, ClientCredentials(provider=name, client_id=args.client_id)))

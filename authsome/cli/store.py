@@ -65,7 +65,9 @@ def register(sub) -> None:
             "A connection replaces the other side's only when it is a newer state of the same login; other\n"
             "records that differ are kept unless --force. Records stay sealed: nothing is decrypted.",
             epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-        c.add_argument("--force", action="store_true", help="replace records that differ, even newer connections")
+        c.add_argument("--force", action="store_true",
+                       help="replace records that differ, even a newer state of a connection (which may put back a "
+                            "refresh token the provider has already spent)")
         add_json(c)
         c.set_defaults(func=cmd_copy, to_shared=to_shared)
     r = store.add_parser(

@@ -263,6 +263,11 @@ class PostgresRecords:
         with self._session() as conn:
             return [r[0] for r in conn.execute("SELECT id FROM authsome_records ORDER BY id")]
 
+    def revision_of(self, rid: str) -> int | None:
+        with self._session() as conn:
+            row = conn.execute("SELECT revision FROM authsome_records WHERE id = %s", (rid,)).fetchone()
+        return row[0] if row else None
+
     def revisions(self) -> dict[str, int]:
         with self._session() as conn:
             return dict(conn.execute("SELECT id, revision FROM authsome_records").fetchall())
@@ -360,7 +365,11 @@ class _Slot:
         if self.change is None:
             return
         if self.change == "delete":
-            conn.execute("DELETE FROM authsome_records WHERE id = %s AND revision = %s", (self.rid, self.read_revision))
+            cur = conn.execute("DELETE FROM authsome_records WHERE id = %s AND revision = %s",
+                               (self.rid, self.read_revision))
+            if cur.rowcount == 0:
+                raise VaultLocked(f"{self.rid} changed in the store while its lock was held; it was left as it is.",
+                                  "another writer ignores authsome's lock; try again")
             revision = conn.execute("SELECT nextval('authsome_revision')").fetchone()[0]
             self._announce(conn, -revision)
             return
@@ -441,8 +450,16 @@ class _Watcher(threading.Thread):
                 delay = 0.2
                 while not self._stopping.is_set():
                     for note in conn.notifies(timeout=30):
-                        revision, _, rid = note.payload.partition(" ")
-                        self.saw(rid, int(revision))
+                        # Anyone who may connect can NOTIFY: a notification only names a record to read
+                        # again, its revision is taken from the table, never from the message.
+                        rid = note.payload.partition(" ")[2][:300]
+                        revision = self.records.revision_of(rid)  # another connection: this one is listening
+                        with self._saw_lock:
+                            if self._revisions is not None:
+                                if revision is None:
+                                    self._revisions.pop(rid, None)
+                                else:
+                                    self._revisions[rid] = revision
                     conn.execute("SELECT 1")  # a quiet spell still proves the connection alive
             except Exception as exc:
                 if self._stopping.is_set():

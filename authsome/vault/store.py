@@ -350,7 +350,8 @@ def store_url(home: Path) -> str | None:
     if url in ("", "local", "files"):
         return None
     if not url.startswith(("postgresql://", "postgres://")):
-        raise UsageError(f"{STORE_ENV} must be a postgresql:// URL (or 'local'), not {given(url.split(':')[0])}.",
+        raise UsageError(f"{STORE_ENV} must be a postgresql:// URL (or 'local'); this one is not (not shown: it may "
+                         "hold a password).",
                          "for example AUTHSOME_STORE=postgresql://authsome@db.internal/authsome")
     return url
 
