@@ -160,7 +160,7 @@ def test_a_refresher_killed_inside_the_transaction_does_not_block_the_others(oau
     while oauth.token_requests_waiting() == 0:  # machine A holds the record's lock across the token call
         assert time.monotonic() < deadline and a.poll() is None
         time.sleep(0.05)
-    assert postgres.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")[0][0] == 1
+    assert postgres.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")[0][0] == 2  # lock, lease
     a.send_signal(signal.SIGKILL)
     a.wait(timeout=10)
     oauth.delay_token_endpoint(0)
@@ -336,10 +336,16 @@ def test_a_refresh_whose_connection_is_cut_during_the_token_call_is_still_saved(
     cut = postgres.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                        "WHERE application_name = 'authsome' AND state LIKE 'idle in transaction%'")
     assert cut == [(True,)]  # the lock holder's connection, in the middle of its transaction
+    # Its transaction's locks are gone with it; machine B must still not refresh with the token A spent.
+    b = subprocess.Popen([*AUTHSOME, *curl_me(oauth)], env={**os.environ, **machine("b")},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # B is waiting for A's lease by now
     oauth.delay_token_endpoint(0)
     out, err = a.communicate(timeout=60)
     assert out == "200", err
     assert "saved on a new connection" in err
+    b_out, b_err = b.communicate(timeout=60)
+    assert b_out == "200", b_err
     stored = Vault.open().get_connection("x")
     assert stored.refresh_token != issued["refresh_token"] and stored.state == "connected"
     assert oauth.stats()["grants"]["refresh_token"] == {"success": 1, "error": 0, "errors": {}}

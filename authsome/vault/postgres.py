@@ -31,6 +31,7 @@ import contextlib
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator
 from typing import Hashable
 import psycopg
@@ -276,34 +277,60 @@ class PostgresRecords:
     def locked(self, rid: str, timeout: float = LOCK_TIMEOUT) -> Iterator[_Slot]:
         """The record under its lock; what the caller writes is applied, announced and committed on the way out.
 
-        A write that the database lost on the way (a restart, a failover, the
-        connection cut while a token call ran) is applied once more on a new
-        connection, if the record is still as it was read: a refresh the provider
-        answered has already spent the old refresh token, so its result is kept
-        if at all possible.
+        Two locks: the transaction's advisory lock (with the row lock), and a
+        *lease*, a session advisory lock held on a second connection for as long
+        as the write may take. Should the transaction's connection be lost while
+        a token call runs (a cut, a restart of one backend, the idle limit), the
+        transaction's locks go, but the lease stays with this live process: no
+        other machine refreshes with the refresh token just spent, while this one
+        applies its write once more on a new connection (if the record is still
+        as it was read). A process that dies loses both connections, so the
+        others go on at once.
         """
-        with self._session() as conn:
-            conn.execute("BEGIN")
-            try:
-                conn.execute(f"SET LOCAL lock_timeout = {int(timeout * 1000)}")
-                conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION * 1000}")
-                conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (rid,))
-                row = conn.execute("SELECT data, version, revision FROM authsome_records WHERE id = %s FOR UPDATE",
-                                   (rid,)).fetchone()
-                slot = _Slot(rid, bytes(row[0]) if row else None, row[1] if row else 0, row[2] if row else 0)
-                yield slot
-            except BaseException:
-                with contextlib.suppress(psycopg.Error):
-                    conn.execute("ROLLBACK")
-                raise
-            try:
-                slot.apply(conn)
-                conn.execute("COMMIT")
-            except psycopg.Error as exc:
-                # Lost with its connection (a restart, a cut, the idle-in-transaction limit): applied again.
-                if slot.change is None or not (conn.closed or conn.broken):
+        deadline = time.monotonic() + timeout
+        with self._session() as lease, self._session() as conn:
+            while True:
+                conn.execute("BEGIN")
+                try:
+                    left = max(1, int((deadline - time.monotonic()) * 1000))
+                    conn.execute(f"SET LOCAL lock_timeout = {left}")
+                    conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION * 1000}")
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (rid,))
+                    if lease.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 1))", (rid,)).fetchone()[0]:
+                        break
+                except BaseException:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.execute("ROLLBACK")
                     raise
-                self._apply_again(slot, exc)
+                # Another writer lost its transaction but lives, and may still save what it got: wait for it.
+                conn.execute("ROLLBACK")
+                if time.monotonic() >= deadline:
+                    raise VaultLocked("Timed out waiting for a record's lock in the store.",
+                                      "another machine is saving it; try again when it finishes")
+                time.sleep(0.1)
+            try:
+                try:
+                    row = conn.execute("SELECT data, version, revision FROM authsome_records WHERE id = %s FOR UPDATE",
+                                       (rid,)).fetchone()
+                    slot = _Slot(rid, bytes(row[0]) if row else None, row[1] if row else 0, row[2] if row else 0)
+                    yield slot
+                except BaseException:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+                try:
+                    slot.apply(conn)
+                    conn.execute("COMMIT")
+                except psycopg.Error as exc:
+                    # Lost with its connection (a restart, a cut, the idle-in-transaction limit): applied again.
+                    if slot.change is None or not (conn.closed or conn.broken):
+                        raise
+                    self._apply_again(slot, exc)
+            finally:
+                try:
+                    lease.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 1))", (rid,))
+                except psycopg.Error:
+                    lease.close()  # a lease never goes back to the pool still held
         if slot.revision is not None and self._watch is not None:
             self._watch.saw(rid, slot.revision)  # this process sees its own write at once
 
@@ -327,7 +354,7 @@ class PostgresRecords:
         except (StoreUnavailable, VaultLocked) as exc:
             raise StoreUnavailable(
                 f"The store {self.location} was lost while {slot.rid} was being saved, and it could not be saved "
-                f"again ({exc.message}). A refreshed token may be lost with it.",
+                f"again ({exc.message.rstrip('.')}). A refreshed token may be lost with it.",
                 "check the database; if the provider then refuses the connection, log in again",
             ) from None
         log.warning("%s: saved on a new connection after the first was lost (%s)", slot.rid,
