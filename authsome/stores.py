@@ -144,20 +144,27 @@ def copy(home: Path, *, to_shared: bool, force: bool = False) -> list[Copied]:
         dst.check_one_key()  # a store under another key gets nothing: it would hold two
     out = []
     for rid in ids:
+        moved: bytes | None = None
         try:
             # The source's lock is held throughout: a refresh there cannot slip in between the copy
             # and the removal, leaving the spent refresh token on one side and the new one on the other.
             with src.records.locked(rid, timeout=30.0) as slot:
                 if slot.data is None:
                     continue
-                outcome = dst.import_record(rid, *src.opened(rid, slot.data), force=force)
+                data, payload = src.opened(rid, slot.data)
+                outcome = dst.import_record(rid, data, payload, force=force)
                 # A connection is moved, not copied: two live copies of a rotating refresh token fork the
                 # grant (the provider revokes it when the older one is used).
                 if split_id(rid)[0] == "connection" and outcome in ("copied", "replaced", "same"):
+                    moved = data
                     slot.delete()
                     outcome = "moved"
             out.append(Copied(rid, outcome))
         except (WrongKey, VaultCorrupt) as exc:
+            out.append(Copied(rid, exc.code, exc.message))
+        except VaultError as exc:
+            if moved is not None:  # the source kept it (its store went away): the copy is taken back
+                dst.drop_record(rid, moved)
             out.append(Copied(rid, exc.code, exc.message))
     return out
 

@@ -206,6 +206,14 @@ class Vault:
             slot.write(seal(new, rid, plaintext), slot.version)
             return True
 
+    def drop_record(self, rid: str, data: bytes) -> bool:
+        """Delete a record, if it still is exactly `data` (False: it changed meanwhile, so it stays)."""
+        with self.records.locked(rid, timeout=30.0) as slot:
+            if slot.data != data:
+                return False
+            slot.delete()
+            return True
+
     # -- connections ---------------------------------------------------------
 
     def get_connection(self, provider: str, name: str = "default") -> Connection | None:
