@@ -127,9 +127,10 @@ class Mcp:
         if binding is None:
             return
         flow.response.headers.pop("www-authenticate", None)
-        if not (flow.response.status_code == 401 or flow.response.status_code == 403 and meta_challenged(flow)):
-            return
         meta = flow.metadata[META]
+        # A 403 is answered only when it carried a Bearer challenge (`responseheaders` took the header away).
+        if not (flow.response.status_code == 401 or flow.response.status_code == 403 and meta.get("mcp_challenge")):
+            return
         name = binding.provider.name
         login = f"authsome login {name}" + ("" if binding.connection == "default" else f" --connection {binding.connection}")
         if flow.response.status_code == 403:
@@ -147,11 +148,6 @@ class Mcp:
             403, json.dumps({"jsonrpc": "2.0", "id": ident, "error": {"code": NO_CREDENTIAL, "message": message}}),
             {"Content-Type": "application/json"})
         meta["mcp_refused"] = True
-
-
-def meta_challenged(flow: http.HTTPFlow) -> bool:
-    """The 403 carried a Bearer challenge before `responseheaders` took the header away."""
-    return bool((flow.metadata.get(META) or {}).get("mcp_challenge"))
 
 
 addons = [Mcp()]

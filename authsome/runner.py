@@ -42,6 +42,7 @@ from authsome.certs import trust
 from authsome.errors import CommandNotStarted, ExitCode, Terminated, UsageError
 from authsome.providers.routes import in_domain, normalize_host
 from authsome.vault import Vault
+from authsome.vault.store import STORE_ENV, STORE_FILE
 
 log = logging.getLogger("authsome")
 
@@ -202,9 +203,9 @@ def secret_env_names(bindings: Sequence[Binding], parent_env: Mapping[str, str])
     """authsome's own secrets in the parent environment, which the child must not inherit."""
     from authsome.flows.interaction import env_prefix
 
-    names = {"AUTHSOME_MASTER_KEY", "AUTHSOME_BUNDLE", "AUTHSOME_STORE"}  # the store's URL may hold a password
+    names = {"AUTHSOME_MASTER_KEY", "AUTHSOME_BUNDLE", STORE_ENV}  # the store's URL may hold a password
     names |= {n for n in parent_env if n.endswith(CLIENT_SECRET_SUFFIX)}
-    if "AUTHSOME_STORE" in parent_env or (paths.home() / "store").exists():
+    if STORE_ENV in parent_env or (paths.home() / STORE_FILE).exists():
         names.add("PGPASSWORD")  # the shared store's password, as `authsome store use` suggests giving it
     for b in bindings:
         prefix = env_prefix(b.provider.name)
@@ -703,7 +704,7 @@ def _running_list(proxies: Sequence[LiveProxy]) -> str:
 # What `run_variables` sets, besides the placeholders of provider exports.
 RUN_SET = {*PROXY_VARS, "NO_PROXY", "no_proxy", *COMBINED_BUNDLE_VARS, *PARENT_ONLY_BUNDLE_VARS, *ADDITIVE_CA_VARS,
            "NODE_USE_ENV_PROXY", "AUTHSOME_CA_CERT", "AUTHSOME_RUN"}
-ALWAYS_REMOVED = ("AUTHSOME_MASTER_KEY", "AUTHSOME_BUNDLE", "AUTHSOME_STORE", *ALL_PROXY_VARS)
+ALWAYS_REMOVED = ("AUTHSOME_MASTER_KEY", "AUTHSOME_BUNDLE", STORE_ENV, *ALL_PROXY_VARS)
 
 
 def _read_attach_file(proxy: LiveProxy) -> dict:

@@ -16,7 +16,7 @@ from typing import Any
 from authsome import paths
 from authsome.errors import UsageError, VaultCorrupt, VaultError, WrongKey
 from authsome.vault import Vault
-from authsome.vault.crypto import load_master_key
+from authsome.vault.crypto import KEY_ENV, KEY_FILE, load_master_key
 from authsome.vault.records import split_id
 from authsome.vault.store import STORE_ENV, STORE_FILE, store_url
 
@@ -93,7 +93,7 @@ def status(home: Path) -> Status:
             kind = split_id(rid)[0]
             out.counts[kind] = out.counts.get(kind, 0) + 1
         sealed = ids
-        if not sealed and not (home / "master.key").exists() and "AUTHSOME_MASTER_KEY" not in os.environ:
+        if not sealed and not (home / KEY_FILE).exists() and KEY_ENV not in os.environ:
             return out  # no key yet, and nothing a key would have to open
         key = load_master_key(home, may_create=False)  # not `vault.key`: that refuses another key before listing
         vault = Vault(vault.root, key, vault.records)

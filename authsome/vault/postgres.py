@@ -174,14 +174,6 @@ class PostgresRecords:
             else:
                 conn.close()
 
-    def close(self) -> None:
-        with self._idle_lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-        if self._watch is not None:
-            self._watch.stop()
-
     # -- the schema ------------------------------------------------------------
 
     def init(self) -> tuple[int, bool]:
@@ -256,6 +248,7 @@ class PostgresRecords:
         return bytes(row[0]) if row else None
 
     def versioned(self, rid: str) -> tuple[bytes, int] | None:
+        """The record and the version kept beside it (for a connection, also inside it)."""
         with self._session() as conn:
             row = conn.execute("SELECT data, version FROM authsome_records WHERE id = %s", (rid,)).fetchone()
         return (bytes(row[0]), row[1]) if row else None
@@ -268,10 +261,6 @@ class PostgresRecords:
         with self._session() as conn:
             row = conn.execute("SELECT revision FROM authsome_records WHERE id = %s", (rid,)).fetchone()
         return row[0] if row else None
-
-    def revisions(self) -> dict[str, int]:
-        with self._session() as conn:
-            return dict(conn.execute("SELECT id, revision FROM authsome_records").fetchall())
 
     @contextlib.contextmanager
     def locked(self, rid: str, timeout: float = LOCK_TIMEOUT) -> Iterator[_Slot]:
@@ -432,8 +421,6 @@ class _Watcher(threading.Thread):
         self._revisions: dict[str, int] | None = None  # id -> revision (negative: deleted)
         self._saw_lock = threading.Lock()
         self.listening = threading.Event()
-        self._stopping = threading.Event()
-        self._conn: psycopg.Connection | None = None
         self.problem: str | None = None
 
     def revision(self, rid: str) -> Hashable | None:
@@ -453,18 +440,12 @@ class _Watcher(threading.Thread):
                 return
             revisions[rid] = revision
 
-    def stop(self) -> None:
-        self._stopping.set()
-        conn = self._conn
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
-
     def run(self) -> None:
         delay = 0.2
-        while not self._stopping.is_set():
+        while True:
+            conn = None
             try:
-                self._conn = conn = self.records._connect("authsome-watch")
+                conn = self.records._connect("authsome-watch")
                 conn.execute(f"LISTEN {CHANNEL}")
                 # After LISTEN: a change committed from here on is either in this read or notified.
                 revisions = dict(conn.execute("SELECT id, revision FROM authsome_records").fetchall())
@@ -475,7 +456,7 @@ class _Watcher(threading.Thread):
                     log.warning("the store %s is reachable again", self.records.location)
                     self.problem = None
                 delay = 0.2
-                while not self._stopping.is_set():
+                while True:
                     for note in conn.notifies(timeout=30):
                         # Anyone who may connect can NOTIFY: a notification only names a record to read
                         # again, its revision is taken from the table, never from the message.
@@ -489,15 +470,13 @@ class _Watcher(threading.Thread):
                                     self._revisions[rid] = revision
                     conn.execute("SELECT 1")  # a quiet spell still proves the connection alive
             except Exception as exc:
-                if self._stopping.is_set():
-                    return
                 problem = exc.message if isinstance(exc, StoreUnavailable) else self.records._unavailable(exc).message
                 if problem != self.problem:
                     log.warning("%s Tokens held now are used until they expire; a refresh needs the store.",
                                 problem)
                     self.problem = problem
-                with contextlib.suppress(Exception):
-                    if self._conn is not None:
-                        self._conn.close()
-                self._stopping.wait(delay)
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                time.sleep(delay)
                 delay = min(delay * 2, 5.0)

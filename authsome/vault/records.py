@@ -62,6 +62,7 @@ class Records(Protocol):
     shared: bool  # other machines write here too
 
     def read(self, rid: str) -> bytes | None: ...
+    def versioned(self, rid: str) -> tuple[bytes, int] | None: ...  # the version kept beside it (0: none)
     def ids(self) -> list[str]: ...
     def locked(self, rid: str, timeout: float) -> contextlib.AbstractContextManager[Slot]: ...
     def stamp(self, rid: str) -> Hashable | None: ...
@@ -76,11 +77,15 @@ class FileRecords:
     def __init__(self, root: Path):
         self.root = root
         self.location = str(root)
+        self._paths: dict[str, Path] = {}  # a vault has a handful of records; `stamp` runs on every request
 
     def path(self, rid: str) -> Path:
-        kind, provider, name = split_id(rid)
-        leaf = f"{CONN_PREFIX}{name}{SUFFIX}" if kind == "connection" else FILES[kind]
-        return self.root / provider / leaf
+        found = self._paths.get(rid)
+        if found is None:
+            kind, provider, name = split_id(rid)
+            leaf = f"{CONN_PREFIX}{name}{SUFFIX}" if kind == "connection" else FILES[kind]
+            found = self._paths[rid] = self.root / provider / leaf
+        return found
 
     def describe(self, rid: str) -> str:
         return str(self.path(rid))
@@ -90,6 +95,10 @@ class FileRecords:
             return self.path(rid).read_bytes()
         except FileNotFoundError:
             return None
+
+    def versioned(self, rid: str) -> tuple[bytes, int] | None:
+        data = self.read(rid)
+        return (data, 0) if data is not None else None  # files keep the version inside the record only
 
     def ids(self) -> list[str]:
         try:

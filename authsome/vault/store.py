@@ -9,6 +9,7 @@ own files (`select`).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -218,10 +219,7 @@ class Vault:
 
     def get_connection(self, provider: str, name: str = "default") -> Connection | None:
         rid = _conn_id(provider, name)
-        if not self.records.shared:
-            data = self._read(rid)
-            return Connection.from_dict(data) if data is not None else None
-        row = self.records.versioned(rid)  # type: ignore[attr-defined]
+        row = self.records.versioned(rid)
         return self._connection(rid, *row) if row is not None else None
 
     def _connection(self, rid: str, data: bytes, version: int) -> Connection:
@@ -368,6 +366,7 @@ def _definition_id(provider: str) -> str:
     return record_id("definition", check_provider_name(provider))
 
 
+@functools.lru_cache(maxsize=256)  # on every proxied request (`stamp`): the names are checked once
 def _conn_id(provider: str, name: str) -> str:
     return record_id("connection", check_provider_name(provider), check_connection_name(name))
 
