@@ -91,7 +91,7 @@ class Proxy:
     async def _main(self) -> None:
         if self.config.ui is None:
             _lean_addons_package()
-        from mitmproxy import master, options
+        from mitmproxy import options
         from mitmproxy.addons import next_layer, proxyserver, tlsconfig
 
         from authsome.addons._runtime import preload
@@ -132,7 +132,9 @@ class Proxy:
             m = self._console = console_master(opts, lambda: self.running_command)
             stock = []
         else:
-            m = master.Master(opts)
+            from authsome.leanmaster import LeanMaster
+
+            m = LeanMaster(opts)
             stock = [proxyserver.Proxyserver(), next_layer.NextLayer(), tlsconfig.TlsConfig(), ProxyPassword()]
         self._master, self._loop = m, asyncio.get_running_loop()
         proxy = self
