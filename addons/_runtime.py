@@ -52,6 +52,12 @@ def declare(loader) -> None:
     for name, typespec, default, help_text in shared:
         if name not in options:
             loader.add_option(name, typespec, default, help_text)
+    if _FORGET not in options.__dict__:
+        def forget(updated, options=options) -> None:
+            options.__dict__.pop(_MEMO, None)
+
+        options.__dict__[_FORGET] = forget  # kept here: the signal holds its receivers weakly
+        options.changed.connect(forget)
 
 
 @dataclass
@@ -192,10 +198,22 @@ def _held(rt: Runtime) -> Runtime:
     return rt
 
 
-def runtime(options) -> Runtime:
-    home = options.authsome_home or os.environ.get("AUTHSOME_HOME", "")
-    key = (home, tuple(options.authsome_connections))
-    return _preloaded.get(key) or _runtime(*key)
+# Where `runtime` keeps its answer, in the options object itself, until any option changes:
+# every request asks several times, and each read of an option is a deep copy.
+_MEMO, _FORGET = "_authsome_runtime", "_authsome_forget_runtime"
+
+
+def runtime(options, *, fresh: bool = False) -> Runtime:
+    """The state these options describe. `fresh`: not the answer kept (a `configure` hook
+    runs before the options' other receivers, the one that forgets it among them)."""
+    found = None if fresh else options.__dict__.get(_MEMO)
+    if found is None:
+        home = options.authsome_home or os.environ.get("AUTHSOME_HOME", "")
+        key = (home, tuple(options.authsome_connections))
+        found = _preloaded.get(key) or _runtime(*key)
+        if _FORGET in options.__dict__:  # declared: a change of options forgets it
+            options.__dict__[_MEMO] = found
+    return found
 
 
 def target_of(flow) -> tuple[str, int] | None:

@@ -58,7 +58,9 @@ def scrub_websocket_control(server: connection.Server, scrub: Callable[[bytes], 
 def head_copy(request: http.Request) -> http.Request:
     """A copy of the request for serialization: own headers and path, body shared (not copied)."""
     out = copy.copy(request)
-    out.data = dataclasses.replace(request.data, headers=request.data.headers.copy())
+    # Copied, not rebuilt (`dataclasses.replace`): the fields are those of a request already checked.
+    out.data = copy.copy(request.data)
+    out.data.headers = request.data.headers.copy()
     return out
 
 
@@ -84,14 +86,16 @@ def install() -> None:
     h1_send = _http1.Http1Client.send
 
     def send(self, event):
-        if isinstance(event, RequestHeaders):
-            event = dataclasses.replace(event, request=_outgoing(self.context, event.request))
+        if isinstance(event, RequestHeaders) and (request := _outgoing(self.context, event.request)) is not event.request:
+            event = dataclasses.replace(event, request=request)
         return h1_send(self, event)
 
     h2_format = _http2.format_h2_request_headers
 
     def format_h2_request_headers(context, event):
-        return h2_format(context, dataclasses.replace(event, request=_outgoing(context, event.request)))
+        if (request := _outgoing(context, event.request)) is not event.request:
+            event = dataclasses.replace(event, request=request)
+        return h2_format(context, event)
 
     import wsproto.events
     from mitmproxy.proxy.layers import websocket as websocket_layer

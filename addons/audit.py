@@ -102,7 +102,7 @@ class Audit:
             "port": port,
             "host_header": meta.get("host_header"),
             "path": req.path.split("?", 1)[0],
-            "query_keys": sorted(set(req.query.keys())) or None,
+            "query_keys": (sorted(set(req.query.keys())) or None) if "?" in req.path else None,  # parsing costs
             "status": flow.response.status_code if flow.response else None,
             "provider": meta.get("provider"),
             "connection": meta.get("connection"),

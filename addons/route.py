@@ -99,7 +99,7 @@ class Route:
             resolve.install(list(ctx.options.authsome_resolve))
         if {"authsome_home", "authsome_connections"} & updated:
             try:
-                rt = runtime(ctx.options)
+                rt = runtime(ctx.options, fresh=True)
             except AuthsomeError as exc:  # the proxy does not start without its routing table
                 raise exceptions.OptionsError(exc.message) from None
             log.info("routing %s", ", ".join(f"{b.key}: {' '.join(r.text for r in b.routes)}" for b in rt.bindings) or "nothing")

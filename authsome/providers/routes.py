@@ -92,6 +92,7 @@ def _strip_query(path: str) -> str:
     return path.split("?", 1)[0].split("#", 1)[0]
 
 
+@functools.lru_cache(maxsize=1024)  # every request is compared several times; paths repeat
 def canonical_path(path: str) -> str:
     """The path as a lenient server would route it.
 
@@ -130,6 +131,7 @@ def path_in_prefix(prefix: str, path: str) -> bool:
     return _within(prefix, _strip_query(path)) and _within(prefix, canonical_path(path))
 
 
+@functools.lru_cache(maxsize=1024)
 def path_names_endpoint(endpoint: str, path: str) -> bool:
     """True when a request path may reach `endpoint` (a canonical path) on some server.
 
