@@ -118,3 +118,37 @@ def test_loads_as_a_mitmproxy_script(x_home):
         assert type(addon).__name__ == "Route"
         tctx.configure(addon, authsome_home=str(x_home))
         assert tctx.options.authsome_deny_unmatched is False
+
+
+
+@pytest.mark.parametrize("addon", ["route", "inject"])
+def test_a_changed_home_is_served_from_then_on(x_home, tmp_path, addon):
+    """What each request reads is kept between requests, and forgotten when an option changes
+    (Route asks afresh in its `configure`; other addons rely on the forgetting alone)."""
+    from mitmproxy import ctx
+
+    from authsome.addons._runtime import runtime
+    from authsome.addons.inject import Inject
+
+    other = tmp_path / "other-home"
+    loaded = Route() if addon == "route" else Inject()
+    with taddons.context(loaded) as tctx:
+        tctx.configure(loaded, authsome_home=str(x_home))
+        assert runtime(ctx.options) is runtime(ctx.options)
+        assert [b.key for b in runtime(ctx.options).bindings] == ["x/default"]
+        tctx.configure(loaded, authsome_home=str(other))  # a home without connections
+        assert runtime(ctx.options).home == str(other) and runtime(ctx.options).bindings == []
+
+
+def test_a_changed_selection_is_checked_when_it_changes(x_home):
+    """Route's `configure` refuses a selection it cannot serve, though requests in between kept an answer."""
+    from mitmproxy import ctx, exceptions
+
+    from authsome.addons._runtime import runtime
+
+    route = Route()
+    with taddons.context(route) as tctx:
+        tctx.configure(route, authsome_home=str(x_home))
+        assert runtime(ctx.options).bindings  # as a request would ask: the answer is kept
+        with pytest.raises(exceptions.OptionsError):
+            tctx.configure(route, authsome_connections=["nosuchprovider=default"])
