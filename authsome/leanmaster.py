@@ -49,9 +49,15 @@ class HookTable(addonmanager.AddonManager):
     def _callables(self, event: hooks.Hook) -> tuple[tuple, ...]:
         found = self._table.get(event.name)
         if found is None:
-            per_addon = (tuple(func for _, func in self._iter_hooks(a, event)) for a in self.chain)
+            per_addon = (self._implementing(a, event) for a in self.chain)
             found = self._table[event.name] = tuple(funcs for funcs in per_addon if funcs)
         return found
+
+    def _implementing(self, addon, event: hooks.Hook) -> tuple:
+        """The addon's (and its sub-addons') callables for the event; none if one is not callable."""
+        with addonmanager.safecall():  # logs the AddonManagerError, as the stock manager would
+            return tuple(func for _, func in self._iter_hooks(addon, event))
+        return ()
 
     async def trigger_event(self, event: hooks.Hook) -> None:
         table = self._callables(event)

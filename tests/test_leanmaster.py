@@ -157,3 +157,18 @@ def test_updates_reach_a_listener_and_cost_nothing_without_one():
 
     assert asyncio.run(main(True)) == (["request", "update"], 1)
     assert asyncio.run(main(False)) == (["request"], 0)
+
+
+def test_an_addon_whose_hook_is_not_callable_is_left_out_and_said(caplog):
+    async def main():
+        with _master(LeanMaster) as m:
+            calls: list = []
+            broken = Recorder("broken", calls)
+            broken.request = "not a function"
+            m.addons.add(broken, Recorder("next", calls))
+            await m.addons.handle_lifecycle(HttpRequestHook(tflow.tflow()))
+            return [name for name, _, _ in calls]
+
+    with caplog.at_level(logging.ERROR):
+        assert asyncio.run(main()) == ["next"]
+    assert any("not callable" in r.getMessage() for r in caplog.records)
