@@ -9,6 +9,8 @@ lists from here.
 
 from __future__ import annotations
 
+import re
+
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 ALL_PROXY_VARS = ("ALL_PROXY", "all_proxy")
 # CA bundles replacing the system's: the child's values point to the combined bundle.
@@ -46,3 +48,8 @@ def reserved_problem(name: str) -> str | None:
     if prefix:
         return f"{name} starts with {prefix}, which loaders, tools or authsome itself read"
     return None
+
+
+def env_prefix(provider_name: str) -> str:
+    """`x` -> `X`, `google-ads` -> `GOOGLE_ADS`: the prefix of CI variables (`X_CLIENT_ID`)."""
+    return re.sub(r"[^A-Z0-9]", "_", provider_name.upper())

@@ -35,6 +35,7 @@ from authsome.envnames import (
     COMBINED_BUNDLE_VARS,
     PARENT_ONLY_BUNDLE_VARS,
     PROXY_VARS,
+    env_prefix,
 )
 from authsome.bindings import Binding
 from authsome.certs import ca as run_ca
@@ -201,8 +202,6 @@ def _no_proxy(parent_env: Mapping[str, str], domains: Sequence[str]) -> str:
 
 def secret_env_names(bindings: Sequence[Binding], parent_env: Mapping[str, str]) -> set[str]:
     """authsome's own secrets in the parent environment, which the child must not inherit."""
-    from authsome.flows.interaction import env_prefix
-
     names = {"AUTHSOME_MASTER_KEY", "AUTHSOME_BUNDLE", STORE_ENV}  # the store's URL may hold a password
     names |= {n for n in parent_env if n.endswith(CLIENT_SECRET_SUFFIX)}
     if STORE_ENV in parent_env or (paths.home() / STORE_FILE).exists():

@@ -8,11 +8,11 @@ them their own.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from authsome.envnames import env_prefix  # noqa: F401 (also imported from here)
 from authsome.flows.form_server import DEFAULT_PORT
 
 DEFAULT_TIMEOUT = 300.0
@@ -56,11 +56,6 @@ class Interaction(Protocol):
 
     def done_waiting(self) -> None:
         """Polling ended (either way)."""
-
-
-def env_prefix(provider_name: str) -> str:
-    """`x` -> `X`, `google-ads` -> `GOOGLE_ADS`: the prefix of CI variables."""
-    return re.sub(r"[^A-Z0-9]", "_", provider_name.upper())
 
 
 def client_from_env(provider_name: str, env: Mapping[str, str] | None = None) -> tuple[str, str | None] | None:
