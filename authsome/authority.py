@@ -15,13 +15,12 @@ on `mitmproxy.http.Request`.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-from authsome.providers.routes import DEFAULT_PORT, normalize_host
+from authsome.providers.routes import DEFAULT_PORT, memo_short, normalize_host
 
 
-@functools.lru_cache(maxsize=256)  # the Host header of every request; a handful of values
+@memo_short(256, limit=300)  # the Host header of every request: a handful of values
 def parse_authority(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int] | None:
     """`host[:port]` (IPv6 in brackets) -> (normalized host, port); None when malformed."""
     text = text.strip()

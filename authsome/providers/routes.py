@@ -92,7 +92,29 @@ def _strip_query(path: str) -> str:
     return path.split("?", 1)[0].split("#", 1)[0]
 
 
-@functools.lru_cache(maxsize=1024)  # every request is compared several times; paths repeat
+def memo_short(maxsize: int, limit: int = 2048):
+    """`functools.lru_cache` for calls whose text arguments are all at most `limit` long.
+
+    For pure functions of what a request carries, asked several times per
+    request: values repeat, and the child chooses them, so long ones are
+    computed each time rather than kept.
+    """
+    def decorate(fn):
+        cached = functools.lru_cache(maxsize=maxsize)(fn)
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            if not kwargs and all(len(a) <= limit for a in args if isinstance(a, str)):
+                return cached(*args)
+            return fn(*args, **kwargs)
+
+        call.cache_info = cached.cache_info  # type: ignore[attr-defined]
+        return call
+
+    return decorate
+
+
+@memo_short(1024)
 def canonical_path(path: str) -> str:
     """The path as a lenient server would route it.
 
@@ -131,7 +153,7 @@ def path_in_prefix(prefix: str, path: str) -> bool:
     return _within(prefix, _strip_query(path)) and _within(prefix, canonical_path(path))
 
 
-@functools.lru_cache(maxsize=1024)
+@memo_short(1024)
 def path_names_endpoint(endpoint: str, path: str) -> bool:
     """True when a request path may reach `endpoint` (a canonical path) on some server.
 

@@ -134,3 +134,19 @@ def test_every_spelling_of_an_oauth_endpoint_names_it(path):
 @pytest.mark.parametrize("path", ["/2/oauth2/tokens", "/2/users/me", "/2/oauth2"])
 def test_other_paths_do_not_name_the_endpoint(path):
     assert not path_names_endpoint("/2/oauth2/token", path)
+
+
+def test_request_texts_are_kept_only_when_short():
+    """The per-request lookups are cached, but a child sending ever new long paths fills nothing."""
+    from authsome.authority import parse_authority
+    from authsome.providers.routes import canonical_path
+
+    before = canonical_path.cache_info().currsize
+    for i in range(50):
+        assert canonical_path(f"/v1/{'a' * 3000}/{i}/../x") == f"/v1/{'a' * 3000}/x"
+    assert canonical_path.cache_info().currsize == before
+    assert canonical_path("/v1/%2e%2e/models") == canonical_path("/v1/%2e%2e/models") == "/models"
+    assert canonical_path.cache_info().currsize == before + 1
+    assert parse_authority("API.example.com.:8443") == ("api.example.com", 8443)
+    assert parse_authority("h" * 400) == ("h" * 400, 443)  # computed, not kept
+    assert parse_authority("example.com", 80) == ("example.com", 80)
