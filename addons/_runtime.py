@@ -204,8 +204,11 @@ _MEMO, _FORGET = "_authsome_runtime", "_authsome_forget_runtime"
 
 
 def runtime(options, *, fresh: bool = False) -> Runtime:
-    """The state these options describe. `fresh`: not the answer kept (a `configure` hook
-    runs before the options' other receivers, the one that forgets it among them)."""
+    """The state these options describe, kept until an option changes.
+
+    A `configure` hook must ask with `fresh=True`: hooks run before the
+    receiver that forgets the kept answer, so they would see the old one.
+    """
     found = None if fresh else options.__dict__.get(_MEMO)
     if found is None:
         home = options.authsome_home or os.environ.get("AUTHSOME_HOME", "")

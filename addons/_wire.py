@@ -56,11 +56,14 @@ def scrub_websocket_control(server: connection.Server, scrub: Callable[[bytes], 
 
 
 def head_copy(request: http.Request) -> http.Request:
-    """A copy of the request for serialization: own headers and path, body shared (not copied)."""
+    """A copy of the request for serialization: own headers, trailers and path; body shared (bytes)."""
     out = copy.copy(request)
-    # Copied, not rebuilt (`dataclasses.replace`): the fields are those of a request already checked.
-    out.data = copy.copy(request.data)
-    out.data.headers = request.data.headers.copy()
+    # Copied, not rebuilt with `dataclasses.replace` (which runs mitmproxy's field checks again);
+    # every mutable part is the copy's own, so nothing written into it reaches the flow.
+    out.data = data = copy.copy(request.data)
+    data.headers = request.data.headers.copy()
+    if data.trailers is not None:
+        data.trailers = data.trailers.copy()
     return out
 
 

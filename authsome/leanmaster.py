@@ -11,8 +11,11 @@ addons that was most of what the addons cost per request.
 calls only those: in chain order, awaiting what they return, with the stock
 error handling (`safecall`: an addon's exception is logged and the next
 addon runs; `AddonHalt` stops the event). The table is built again
-whenever an addon is added or removed. The addons themselves are the ones
-a stock `mitmproxy -s` loads; the UIs keep the stock manager.
+whenever an addon is added or removed; a hook an addon assigns itself
+later is not seen until then, and an addon with a hook that is not
+callable is left out (said once) rather than half-called. None of ours
+does either. The addons themselves are the ones a stock `mitmproxy -s`
+loads; the UIs keep the stock manager.
 
 It also drops mitmproxy's debug-only type checks of message fields, as
 `python -O` would (`_without_debug_type_checks`).

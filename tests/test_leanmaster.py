@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 
@@ -49,6 +50,13 @@ class Parent:
         self.request = lambda flow: calls.append((name, "request", (flow,)))
 
 
+def _run(coroutine):
+    """asyncio.run on a thread of its own: the suite's session browser (Playwright's sync API)
+    keeps an event loop running on the main thread."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result(timeout=30)
+
+
 @contextlib.contextmanager
 def _master(make_master):
     m = make_master(options.Options())
@@ -77,7 +85,7 @@ def _dispatch(make_master, build) -> list:
 
         return [(name, hook, tuple(shown(a) for a in args)) for name, hook, args in calls]
 
-    return asyncio.run(main())
+    return _run(main())
 
 
 def _stock(opts):
@@ -128,7 +136,7 @@ def test_the_table_follows_addons_added_and_removed():
         await m.addons.handle_lifecycle(HttpRequestHook(flow))
         return [name for name, _, _ in calls]
 
-    assert asyncio.run(main()) == ["first", "first", "late", "late"]
+    assert _run(main()) == ["first", "first", "late", "late"]
 
 
 def test_updates_reach_a_listener_and_cost_nothing_without_one():
@@ -155,8 +163,8 @@ def test_updates_reach_a_listener_and_cost_nothing_without_one():
             hooks.UpdateHook.__init__ = original
         return [h for _, h, _ in calls], len(built)
 
-    assert asyncio.run(main(True)) == (["request", "update"], 1)
-    assert asyncio.run(main(False)) == (["request"], 0)
+    assert _run(main(True)) == (["request", "update"], 1)
+    assert _run(main(False)) == (["request"], 0)
 
 
 def test_an_addon_whose_hook_is_not_callable_is_left_out_and_said(caplog):
@@ -170,5 +178,5 @@ def test_an_addon_whose_hook_is_not_callable_is_left_out_and_said(caplog):
             return [name for name, _, _ in calls]
 
     with caplog.at_level(logging.ERROR):
-        assert asyncio.run(main()) == ["next"]
+        assert _run(main()) == ["next"]
     assert any("not callable" in r.getMessage() for r in caplog.records)

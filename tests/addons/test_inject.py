@@ -176,3 +176,20 @@ async def test_a_finished_flow_is_freed(x_home):
         del flow
         gc.collect()
         assert gone() is None
+
+
+def test_the_copy_on_the_wire_shares_nothing_the_credential_is_written_into():
+    from mitmproxy import http
+    from mitmproxy.test import tflow
+
+    flow = tflow.tflow()
+    flow.request.headers["Authorization"] = "Bearer authsome-proxy-managed"
+    flow.request.trailers = http.Headers(x_trailer="child")
+    before = flow.request.get_state()
+    out = _wire.head_copy(flow.request)
+    out.headers["Authorization"] = "Bearer wire-only"
+    out.trailers["x-trailer"] = "wire-only"
+    out.query["key"] = "wire-only"
+    out.host = "elsewhere.test"
+    assert flow.request.get_state() == before
+    assert b"wire-only" not in repr(flow.request.get_state()).encode()
