@@ -17,8 +17,11 @@ tlsconfig) and ours, in this order:
 The credential exists only in the bytes sent upstream (`addons/_wire.py`):
 no flow, viewer, dump or re-send ever holds it.
 
-mitmproxy is imported here and in `addons/` only, so commands other than
-`run` never pay for it.
+Without a UI the master is `authsome.leanmaster.LeanMaster` (the stock one,
+with a table of which addon implements which hook); the UIs bring their own.
+
+mitmproxy is imported here, in `leanmaster` (from here) and in `addons/`
+only, so commands other than `run` never pay for it.
 """
 
 from __future__ import annotations
