@@ -11,7 +11,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,7 +90,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     a crash (even kill -9) leaves either the old content or the new.
     """
     directory = path.parent
-    tmp = directory / f"{TMP_PREFIX}{path.name}.{secrets.token_hex(6)}"
+    tmp = directory / f"{TMP_PREFIX}{path.name}.{os.urandom(6).hex()}"  # as secrets.token_hex, without its imports
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
     try:
         with os.fdopen(fd, "wb") as fh:
