@@ -105,9 +105,7 @@ class Route:
             log.info("routing %s", ", ".join(f"{b.key}: {' '.join(r.text for r in b.routes)}" for b in rt.bindings) or "nothing")
 
     def _binding(self, host: str, port: int, path: str | None = None):
-        from authsome.bindings import find
-
-        return find(runtime(ctx.options).bindings, host, port, path)
+        return runtime(ctx.options).binding_at(host, port, path)
 
     # mitmproxy logs an addon's exception and lets the flow go on: here that would pass a
     # request no routing decided on (past --deny-unmatched, unaudited). Refused instead.

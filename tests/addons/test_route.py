@@ -152,3 +152,29 @@ def test_a_changed_selection_is_checked_when_it_changes(x_home):
         assert runtime(ctx.options).bindings  # as a request would ask: the answer is kept
         with pytest.raises(exceptions.OptionsError):
             tctx.configure(route, authsome_connections=["nosuchprovider=default"])
+
+
+def test_the_kept_routing_decision_is_finds_own(x_home):
+    """Route asks `Runtime.binding_at`, which keeps `bindings.find`'s answers: the same answers, bounded."""
+    from mitmproxy import ctx
+
+    from authsome.addons._runtime import runtime
+    from authsome.bindings import find
+
+    route = Route()
+    with taddons.context(route) as tctx:
+        tctx.configure(route, authsome_home=str(x_home))
+        rt = runtime(ctx.options)
+        asked = [("api.twitter.com", 443, None), ("api.twitter.com", 443, "/2/users/me"),
+                 ("api.twitter.com", 443, "/2/oauth2/token"), ("api.twitter.com", 8443, "/2/users/me"),
+                 ("API.Twitter.com", 443, "/2/users/me"), ("other.test", 443, None),
+                 ("api.twitter.com", 443, "/2/" + "a" * 5000)]
+        for _ in range(2):  # the second time from what was kept
+            for host, port, path in asked:
+                assert rt.binding_at(host, port, path) is find(rt.bindings, host, port, path)
+        assert rt.binding_at("api.twitter.com", 443, "/2/users/me").key == "x/default"
+        assert rt.binding_at("api.twitter.com", 443, "/2/oauth2/token") is None
+        assert ("api.twitter.com", 443, "/2/" + "a" * 5000) not in rt.routed  # long: not kept
+        for i in range(3000):
+            rt.binding_at(f"h{i}.test", 443)
+        assert len(rt.routed) <= 1024
