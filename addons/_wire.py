@@ -78,6 +78,12 @@ def _outgoing(context, request: http.Request) -> http.Request:
         return request
 
 
+def _outgoing_event(context, event):
+    """The RequestHeaders event to serialize: the same one unless a rewrite gave another request."""
+    request = _outgoing(context, event.request)
+    return event if request is event.request else dataclasses.replace(event, request=request)
+
+
 def install() -> None:
     """Patch mitmproxy's client layers once (idempotent)."""
     global _installed
@@ -89,16 +95,14 @@ def install() -> None:
     h1_send = _http1.Http1Client.send
 
     def send(self, event):
-        if isinstance(event, RequestHeaders) and (request := _outgoing(self.context, event.request)) is not event.request:
-            event = dataclasses.replace(event, request=request)
+        if isinstance(event, RequestHeaders):
+            event = _outgoing_event(self.context, event)
         return h1_send(self, event)
 
     h2_format = _http2.format_h2_request_headers
 
     def format_h2_request_headers(context, event):
-        if (request := _outgoing(context, event.request)) is not event.request:
-            event = dataclasses.replace(event, request=request)
-        return h2_format(context, event)
+        return h2_format(context, _outgoing_event(context, event))
 
     import wsproto.events
     from mitmproxy.proxy.layers import websocket as websocket_layer
