@@ -25,7 +25,7 @@ from authsome import bindings as bindings_mod
 from authsome.bindings import Binding, CredentialSource
 from authsome.models import Connection
 from authsome.providers import Registry
-from authsome.providers.routes import normalize_host
+from authsome.providers.routes import memo_short, normalize_host
 from authsome.vault import Vault
 
 log = logging.getLogger("authsome.proxy")
@@ -71,25 +71,14 @@ class Runtime:
     written: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
     values_cache: dict = field(default_factory=dict)  # binding key -> (record identity, its wire values)
     store_failures: dict = field(default_factory=dict)  # binding key -> (retry after, the store's error)
-    routed: dict = field(default_factory=dict)  # (host, port, path) -> the binding `find` chose, or None
+
+    def __post_init__(self) -> None:
+        # binding_at(host, port, path=None): `bindings.find` over these bindings, which never change.
+        # Asked per request and per connection, so kept (short names and paths only: the child chooses them).
+        self.binding_at = memo_short(1024)(functools.partial(bindings_mod.find, self.bindings))
 
     def binding_for(self, key: str | None) -> Binding | None:
         return next((b for b in self.bindings if b.key == key), None)
-
-    def binding_at(self, host: str, port: int, path: str | None = None) -> Binding | None:
-        """`bindings.find` over this runtime's bindings, which never change: asked again per request and
-        per connection, so kept (for short names and paths; the child chooses them)."""
-        key = (host, port, path)
-        try:
-            return self.routed[key]
-        except KeyError:
-            pass
-        found = bindings_mod.find(self.bindings, host, port, path)
-        if len(host) <= 255 and (path is None or len(path) <= 2048):
-            if len(self.routed) >= 1024:
-                self.routed.clear()
-            self.routed[key] = found
-        return found
 
     async def refresh(self, binding: Binding, *, leeway: float, stale_version: int | None = None):
         """Refresh off the event loop, one refresh per connection at a time in this process.
