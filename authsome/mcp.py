@@ -22,10 +22,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from authsome.envnames import env_prefix
 from authsome.errors import LoginError, UsageError, given
 from authsome.flows import oauth_client
 from authsome.flows.dcr_pkce import discovery_urls
-from authsome.flows.interaction import env_prefix
 
 CLIENTS = ("claude", "cursor", "generic")
 PLACEHOLDER_HEADER = "Bearer authsome-proxy-managed"

@@ -10,9 +10,10 @@ touching the connections.
 
 from __future__ import annotations
 
+from authsome.envnames import env_prefix
 from authsome.errors import NeedsInteraction
 from authsome.flows.form_server import FormField, FormRejected
-from authsome.flows.interaction import Interaction, client_from_env, env_prefix
+from authsome.flows.interaction import Interaction, client_from_env
 from authsome.models import ClientCredentials, Provider
 from authsome.providers import trust
 from authsome.vault import Vault

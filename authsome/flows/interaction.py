@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from authsome.envnames import env_prefix  # noqa: F401 (also imported from here)
+from authsome.envnames import env_prefix
 from authsome.flows.form_server import DEFAULT_PORT
 
 DEFAULT_TIMEOUT = 300.0
